@@ -1,0 +1,2 @@
+//! supctl (to be written).
+fn main() {}

@@ -1,0 +1,2 @@
+//! supd (to be written).
+fn main() {}

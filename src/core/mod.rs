@@ -1,0 +1,1 @@
+//! The pure lifecycle (to be written).
