@@ -1,1 +1,707 @@
-//! The pure lifecycle (to be written).
+//! The pure lifecycle: [`handle`] takes the state, one event and the time, changes the
+//! state and returns the effects the runtime must perform.
+//!
+//! Nothing here touches the OS or reads a clock; failures arrive as events and leave as
+//! replies or log lines. That keeps every restart, backoff, stop and shutdown scenario
+//! testable in microseconds (see the harness in `tests.rs`).
+
+pub mod effect;
+pub mod event;
+pub mod policy;
+pub mod state;
+pub mod view;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use crate::config::Signal;
+use crate::control::proto::{ActionResult, Command, ErrorBody, ErrorKind, Reason};
+pub use effect::{Effect, Level};
+pub use event::{Event, ExitStatus, ReqId, Timer};
+use policy::{Decision, RunEnd};
+pub use state::{AfterStop, Gen, Goal, LastExit, Pending, Phase, Shutdown, Slot, State, Time};
+
+/// After a forced kill, how long supd waits for the groups to vanish before it exits anyway
+/// (a process stuck in uninterruptible sleep cannot be killed).
+pub const ABANDON_AFTER: Duration = Duration::from_secs(5);
+
+/// Apply one event at time `now`; return what the runtime must do, in order.
+pub fn handle(state: &mut State, event: Event, now: Time) -> Vec<Effect> {
+    let mut cx = Cx {
+        state,
+        now,
+        fx: Vec::new(),
+    };
+    match event {
+        Event::Boot => cx.boot(),
+        Event::Spawned { slot, gen, pid } => cx.on_spawned(slot, gen, pid),
+        Event::SpawnFailed { slot, gen, error } => cx.on_spawn_failed(slot, gen, error),
+        Event::Exited {
+            slot,
+            gen,
+            status,
+            group_alive,
+        } => cx.on_exited(slot, gen, status, group_alive),
+        Event::GroupGone { slot, gen } => cx.on_group_gone(slot, gen),
+        Event::Timer(timer) => cx.on_timer(timer),
+        Event::Request { req, cmd } => cx.on_request(req, cmd),
+        Event::ShutdownSignal { force } => {
+            cx.begin_shutdown();
+            if force {
+                cx.kill_everything();
+            }
+        }
+    }
+    cx.settle_pending();
+    cx.maybe_exit();
+    cx.fx
+}
+
+/// Shared test fixture: an app config with the documented defaults.
+#[cfg(test)]
+pub(crate) fn test_app(name: &str) -> crate::config::App {
+    use crate::config::{App, RestartMode};
+    App {
+        name: name.to_string(),
+        cmd: vec!["true".to_string()],
+        cwd: std::path::PathBuf::from("/"),
+        env: Default::default(),
+        instances: 1,
+        restart: RestartMode::Always,
+        restart_delay: Duration::from_millis(100),
+        max_restarts: 16,
+        min_uptime: Duration::from_secs(1),
+        errored_retry: Duration::from_secs(300),
+        stop_signal: Signal::TERM,
+        kill_timeout: Duration::from_secs(5),
+        autostart: true,
+        user: None,
+        group: None,
+    }
+}
+
+/// One call of [`handle`]: the state, the time, and the effects gathered so far.
+struct Cx<'a> {
+    state: &'a mut State,
+    now: Time,
+    fx: Vec<Effect>,
+}
+
+impl Cx<'_> {
+    fn inst(&mut self, slot: Slot) -> &mut state::Instance {
+        &mut self.state.apps[slot.app].instances[slot.index as usize]
+    }
+
+    fn app(&self, slot: Slot) -> &crate::config::App {
+        &self.state.apps[slot.app].config
+    }
+
+    fn log(&mut self, level: Level, message: String) {
+        self.fx.push(Effect::Log { level, message });
+    }
+
+    fn timer(&mut self, at: Time, timer: Timer) {
+        self.fx.push(Effect::SetTimer { at, timer });
+    }
+
+    fn boot(&mut self) {
+        let slots: Vec<Slot> = self.state.slots().collect();
+        for slot in slots {
+            if self.app(slot).autostart && self.inst(slot).phase == Phase::Stopped {
+                self.spawn(slot, None);
+            }
+        }
+    }
+
+    /// Order a spawn; `reason` is set for a replacement (counted as a restart).
+    fn spawn(&mut self, slot: Slot, reason: Option<Reason>) {
+        let inst = self.inst(slot);
+        inst.gen += 1;
+        let gen = inst.gen;
+        inst.phase = Phase::Spawning { gen };
+        if let Some(reason) = reason {
+            inst.restarts += 1;
+            inst.last_reason = Some(reason);
+        }
+        self.fx.push(Effect::Spawn { slot, gen });
+    }
+
+    fn on_spawned(&mut self, slot: Slot, gen: Gen, pid: i32) {
+        let now = self.now;
+        let inst = self.inst(slot);
+        if inst.phase == (Phase::Spawning { gen }) {
+            inst.phase = Phase::Online {
+                pid,
+                gen,
+                since: now,
+            };
+            let label = self.state.label(slot);
+            self.log(Level::Info, format!("{label} started (pid {pid})"));
+        } else {
+            // Stopped while the spawn was under way: this process is not wanted.
+            self.fx.push(Effect::Signal {
+                slot,
+                gen,
+                pgid: pid,
+                signal: Signal::KILL,
+            });
+        }
+    }
+
+    fn on_spawn_failed(&mut self, slot: Slot, gen: Gen, error: String) {
+        let label = self.state.label(slot);
+        let inst = self.inst(slot);
+        if inst.gen != gen {
+            return;
+        }
+        inst.last_exit = Some(LastExit::SpawnFailed(error.clone()));
+        match inst.phase {
+            Phase::Spawning { .. } | Phase::Online { .. } => {
+                self.log(
+                    Level::Warn,
+                    format!("{label} could not be spawned: {error}"),
+                );
+                self.run_ended(slot, RunEnd::SpawnFailed, Duration::ZERO);
+            }
+            Phase::Stopping { .. } => self.stop_complete(slot),
+            _ => {}
+        }
+    }
+
+    fn on_exited(&mut self, slot: Slot, gen: Gen, status: ExitStatus, group_alive: bool) {
+        let now = self.now;
+        let label = self.state.label(slot);
+        let stop_signal = self.app(slot).stop_signal;
+        let kill_timeout = self.app(slot).kill_timeout;
+        let inst = self.inst(slot);
+        match inst.phase {
+            Phase::Online { pid, gen: g, since } if g == gen => {
+                inst.last_exit = Some(LastExit::Status(status));
+                let uptime = now.saturating_sub(since);
+                if group_alive {
+                    // Like systemd's control-group kill mode: the orphaned workers of a
+                    // pre-fork master would keep the port and block the replacement.
+                    inst.phase = Phase::Stopping {
+                        pid,
+                        gen,
+                        since,
+                        leader_alive: false,
+                        killed: false,
+                        then: AfterStop::Policy { status, uptime },
+                    };
+                    self.fx.push(Effect::Signal {
+                        slot,
+                        gen,
+                        pgid: pid,
+                        signal: stop_signal,
+                    });
+                    self.timer(now + kill_timeout, Timer::Kill { slot, gen });
+                    self.log(
+                        Level::Warn,
+                        format!(
+                            "{label} {} after {}; stopping what is left of its process group",
+                            describe_status(status),
+                            human(uptime)
+                        ),
+                    );
+                } else {
+                    self.run_ended(slot, RunEnd::Exited(status), uptime);
+                }
+            }
+            Phase::Stopping {
+                gen: g,
+                ref mut leader_alive,
+                ..
+            } if g == gen => {
+                *leader_alive = false;
+                inst.last_exit = Some(LastExit::Status(status));
+                if !group_alive {
+                    self.stop_complete(slot);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_group_gone(&mut self, slot: Slot, gen: Gen) {
+        if let Phase::Stopping {
+            gen: g,
+            leader_alive: false,
+            ..
+        } = self.inst(slot).phase
+        {
+            if g == gen {
+                self.stop_complete(slot);
+            }
+        }
+    }
+
+    /// A run is over (the leader and its whole group are gone): apply the restart policy.
+    fn run_ended(&mut self, slot: Slot, end: RunEnd, uptime: Duration) {
+        let label = self.state.label(slot);
+        if self.state.shutdown.is_some() {
+            self.inst(slot).phase = Phase::Stopped;
+            return;
+        }
+        let now = self.now;
+        let app = self.app(slot).clone();
+        let failures = self.inst(slot).failures;
+        let seed = policy::jitter_seed(slot.app, slot.index, failures);
+        let (failures, decision) = policy::after_run(&app, failures, end, uptime, seed);
+        self.inst(slot).failures = failures;
+        let what = match (end, &self.inst(slot).last_exit) {
+            (RunEnd::SpawnFailed, _) => "failed to spawn".to_string(),
+            (RunEnd::Exited(status), _) => {
+                format!("{} after {}", describe_status(status), human(uptime))
+            }
+        };
+        match decision {
+            Decision::Restart { delay } if delay.is_zero() => {
+                self.log(Level::Warn, format!("{label} {what}; restarting now"));
+                self.spawn(slot, Some(Reason::Crash));
+            }
+            Decision::Restart { delay } => {
+                let until = now + delay;
+                self.inst(slot).phase = Phase::Backoff { until };
+                self.timer(until, Timer::Start { slot, at: until });
+                self.log(
+                    Level::Warn,
+                    format!(
+                        "{label} {what}; restarting in {} (failure {failures} in a row, max_restarts {})",
+                        human(delay),
+                        app.max_restarts
+                    ),
+                );
+            }
+            Decision::GiveUp { retry } => {
+                let retry_at = retry.map(|r| now + r);
+                self.inst(slot).phase = Phase::Errored { retry_at };
+                if let Some(at) = retry_at {
+                    self.timer(at, Timer::Start { slot, at });
+                }
+                let next = match retry {
+                    Some(r) => format!("trying again in {} (errored_retry)", human(r)),
+                    None => "not restarted (restart = never)".to_string(),
+                };
+                self.log(
+                    Level::Error,
+                    format!("{label} {what}; errored after {failures} failures in a row, {next}"),
+                );
+            }
+            Decision::Finish => {
+                self.inst(slot).phase = Phase::Exited;
+                self.log(
+                    Level::Info,
+                    format!(
+                        "{label} {what}; not restarted (restart = {:?})",
+                        app.restart
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The stopping generation's whole group is gone: do what was planned.
+    fn stop_complete(&mut self, slot: Slot) {
+        let Phase::Stopping { then, since, .. } = self.inst(slot).phase else {
+            return;
+        };
+        let label = self.state.label(slot);
+        let shutting_down = self.state.shutdown.is_some();
+        match then {
+            AfterStop::Stop => {
+                self.inst(slot).phase = Phase::Stopped;
+                let uptime = human(self.now.saturating_sub(since));
+                self.log(Level::Info, format!("{label} stopped after {uptime}"));
+            }
+            _ if shutting_down => self.inst(slot).phase = Phase::Stopped,
+            AfterStop::Restart(reason) => {
+                self.inst(slot).failures = 0;
+                self.spawn(slot, Some(reason));
+            }
+            AfterStop::Start => {
+                self.inst(slot).failures = 0;
+                self.spawn(slot, None);
+            }
+            AfterStop::Policy { status, uptime } => {
+                self.run_ended(slot, RunEnd::Exited(status), uptime)
+            }
+        }
+    }
+
+    /// Begin stopping a slot; `then` says what follows. Slots without a process take
+    /// their next phase at once.
+    fn stop(&mut self, slot: Slot, then: AfterStop) {
+        let now = self.now;
+        let stop_signal = self.app(slot).stop_signal;
+        let kill_timeout = self.app(slot).kill_timeout;
+        let inst = self.inst(slot);
+        match inst.phase {
+            Phase::Online { pid, gen, since } => {
+                inst.phase = Phase::Stopping {
+                    pid,
+                    gen,
+                    since,
+                    leader_alive: true,
+                    killed: false,
+                    then,
+                };
+                self.fx.push(Effect::Signal {
+                    slot,
+                    gen,
+                    pgid: pid,
+                    signal: stop_signal,
+                });
+                self.timer(now + kill_timeout, Timer::Kill { slot, gen });
+            }
+            Phase::Stopping {
+                then: ref mut current,
+                ..
+            } => *current = then,
+            Phase::Spawning { .. } => {
+                // The runtime reports every spawn before the next event, so this is not
+                // reached; if it were, on_spawned kills the unwanted process.
+                inst.phase = Phase::Stopped;
+            }
+            Phase::Backoff { .. } | Phase::Stopped | Phase::Exited | Phase::Errored { .. } => {
+                match then {
+                    AfterStop::Stop | AfterStop::Policy { .. } => inst.phase = Phase::Stopped,
+                    AfterStop::Restart(reason) => {
+                        inst.failures = 0;
+                        self.spawn(slot, Some(reason));
+                    }
+                    AfterStop::Start => {
+                        inst.failures = 0;
+                        self.spawn(slot, None);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::Start { slot, at } => match self.inst(slot).phase {
+                Phase::Backoff { until } if until == at => self.spawn(slot, Some(Reason::Crash)),
+                Phase::Errored { retry_at } if retry_at == Some(at) => {
+                    self.inst(slot).failures = 0;
+                    self.spawn(slot, Some(Reason::Crash));
+                }
+                _ => {}
+            },
+            Timer::Kill { slot, gen } => {
+                let label = self.state.label(slot);
+                let kill_timeout = self.app(slot).kill_timeout;
+                if let Phase::Stopping {
+                    gen: g,
+                    pid,
+                    ref mut killed,
+                    ..
+                } = self.inst(slot).phase
+                {
+                    if g == gen && !*killed {
+                        *killed = true;
+                        self.fx.push(Effect::Signal {
+                            slot,
+                            gen,
+                            pgid: pid,
+                            signal: Signal::KILL,
+                        });
+                        self.log(
+                            Level::Warn,
+                            format!(
+                                "{label} still running {} after the stop signal (kill_timeout); sent SIGKILL to its process group",
+                                human(kill_timeout)
+                            ),
+                        );
+                    }
+                }
+            }
+            Timer::ShutdownDeadline => {
+                if self.state.shutdown.as_ref().is_some_and(|s| !s.forced) {
+                    self.log(
+                        Level::Warn,
+                        "shutdown_timeout passed; killing what is left".to_string(),
+                    );
+                    self.kill_everything();
+                }
+            }
+            Timer::ShutdownAbandon => {
+                let live: Vec<String> = self
+                    .state
+                    .slots()
+                    .filter(|s| {
+                        self.state.apps[s.app].instances[s.index as usize]
+                            .phase
+                            .is_live()
+                    })
+                    .map(|s| self.state.label(s))
+                    .collect();
+                if self.state.shutdown.is_some() && !live.is_empty() {
+                    self.log(
+                        Level::Error,
+                        format!(
+                            "exiting although these did not go away after SIGKILL: {}",
+                            live.join(", ")
+                        ),
+                    );
+                    self.exit(1);
+                }
+            }
+        }
+    }
+
+    fn on_request(&mut self, req: ReqId, cmd: Command) {
+        let now = self.now;
+        match &cmd {
+            Command::Status { app } => {
+                let outcome = view::status(self.state, app.as_deref(), now)
+                    .map(|s| serde_json::to_value(s).unwrap_or_default());
+                self.fx.push(Effect::Reply { req, outcome });
+            }
+            Command::Shutdown => {
+                self.begin_shutdown();
+                if let Some(shutdown) = self.state.shutdown.as_mut() {
+                    shutdown.waiting.push(req);
+                }
+            }
+            Command::Start { app } | Command::Stop { app } | Command::Restart { app } => {
+                let slots = match view::resolve(self.state, app) {
+                    Ok(slots) => slots,
+                    Err(error) => {
+                        self.fx.push(Effect::Reply {
+                            req,
+                            outcome: Err(error),
+                        });
+                        return;
+                    }
+                };
+                if self.state.shutdown.is_some() {
+                    self.fx.push(Effect::Reply {
+                        req,
+                        outcome: Err(shutting_down()),
+                    });
+                    return;
+                }
+                let goals = slots
+                    .into_iter()
+                    .map(|slot| (slot, self.order(slot, &cmd)))
+                    .collect();
+                self.state.pending.push(Pending { req, cmd, goals });
+            }
+        }
+    }
+
+    /// Carry out start/stop/restart on one slot; returns the goal that completes it.
+    fn order(&mut self, slot: Slot, cmd: &Command) -> Goal {
+        let phase = self.inst(slot).phase;
+        let gen = self.inst(slot).gen;
+        match cmd {
+            Command::Stop { .. } => {
+                self.stop(slot, AfterStop::Stop);
+                Goal::Gone(gen)
+            }
+            Command::Start { .. } => match phase {
+                Phase::Online { .. } | Phase::Spawning { .. } => Goal::Reached(gen),
+                Phase::Stopping { then, .. } => {
+                    if then == AfterStop::Stop || matches!(then, AfterStop::Policy { .. }) {
+                        self.stop(slot, AfterStop::Start);
+                    }
+                    Goal::Reached(gen + 1)
+                }
+                _ => {
+                    self.stop(slot, AfterStop::Start);
+                    Goal::Reached(gen + 1)
+                }
+            },
+            _ => {
+                self.stop(slot, AfterStop::Restart(Reason::Manual));
+                Goal::Reached(gen + 1)
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.state.shutdown.is_some() {
+            return;
+        }
+        self.state.shutdown = Some(Shutdown {
+            waiting: Vec::new(),
+            forced: false,
+            exited: false,
+        });
+        let live = self
+            .state
+            .slots()
+            .filter(|s| {
+                self.state.apps[s.app].instances[s.index as usize]
+                    .phase
+                    .is_live()
+            })
+            .count();
+        self.log(
+            Level::Info,
+            format!("shutting down: stopping {live} running instances"),
+        );
+        let slots: Vec<Slot> = self.state.slots().collect();
+        for slot in slots {
+            self.stop(slot, AfterStop::Stop);
+        }
+        // Orders that wait for a process to come up cannot complete any more.
+        let (dead, keep): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.state.pending)
+            .into_iter()
+            .partition(|p| {
+                p.goals
+                    .iter()
+                    .any(|(_, goal)| matches!(goal, Goal::Reached(_)))
+            });
+        self.state.pending = keep;
+        for pending in dead {
+            self.fx.push(Effect::Reply {
+                req: pending.req,
+                outcome: Err(shutting_down()),
+            });
+        }
+        let at = self.now + self.state.info.shutdown_timeout;
+        self.timer(at, Timer::ShutdownDeadline);
+    }
+
+    /// SIGKILL every group still stopping (second SIGINT, or shutdown_timeout passed).
+    fn kill_everything(&mut self) {
+        let Some(shutdown) = self.state.shutdown.as_mut() else {
+            return;
+        };
+        if shutdown.forced {
+            return;
+        }
+        shutdown.forced = true;
+        let slots: Vec<Slot> = self.state.slots().collect();
+        for slot in slots {
+            if let Phase::Stopping {
+                pid,
+                gen,
+                ref mut killed,
+                ..
+            } = self.inst(slot).phase
+            {
+                if !*killed {
+                    *killed = true;
+                    self.fx.push(Effect::Signal {
+                        slot,
+                        gen,
+                        pgid: pid,
+                        signal: Signal::KILL,
+                    });
+                }
+            }
+        }
+        self.timer(self.now + ABANDON_AFTER, Timer::ShutdownAbandon);
+    }
+
+    /// Answer every pending request whose slots reached their goals.
+    fn settle_pending(&mut self) {
+        let now = self.now;
+        let mut i = 0;
+        while i < self.state.pending.len() {
+            let pending = &self.state.pending[i];
+            let done = pending.goals.iter().all(|&(slot, goal)| {
+                let Some(inst) = self.state.instance(slot) else {
+                    return true;
+                };
+                match goal {
+                    Goal::Gone(gen) => inst.gen > gen || !inst.phase.is_live(),
+                    Goal::Reached(gen) => {
+                        inst.gen >= gen
+                            && !matches!(
+                                inst.phase,
+                                Phase::Spawning { .. } | Phase::Stopping { .. }
+                            )
+                    }
+                }
+            });
+            if done {
+                let pending = self.state.pending.remove(i);
+                let slots: Vec<Slot> = pending.goals.iter().map(|(s, _)| *s).collect();
+                let result = ActionResult {
+                    apps: view::apps(self.state, &slots, now),
+                };
+                self.fx.push(Effect::Reply {
+                    req: pending.req,
+                    outcome: Ok(serde_json::to_value(result).unwrap_or_default()),
+                });
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// During a shutdown, once nothing is live: answer the shutdown requests and exit 0.
+    fn maybe_exit(&mut self) {
+        if self.state.shutdown.is_none()
+            || self.state.slots().any(|s| {
+                self.state.apps[s.app].instances[s.index as usize]
+                    .phase
+                    .is_live()
+            })
+        {
+            return;
+        }
+        self.exit(0);
+    }
+
+    fn exit(&mut self, code: i32) {
+        let Some(shutdown) = self.state.shutdown.as_mut() else {
+            return;
+        };
+        if shutdown.exited {
+            return;
+        }
+        shutdown.exited = true;
+        for req in std::mem::take(&mut shutdown.waiting) {
+            self.fx.push(Effect::Reply {
+                req,
+                outcome: Ok(serde_json::json!({ "stopped": true })),
+            });
+        }
+        self.fx.push(Effect::Exit { code });
+    }
+}
+
+fn shutting_down() -> ErrorBody {
+    ErrorBody {
+        kind: ErrorKind::ShuttingDown,
+        message: "supd is shutting down".to_string(),
+    }
+}
+
+/// "exited with code 1", "killed by SIGKILL".
+pub fn describe_status(status: ExitStatus) -> String {
+    match status {
+        ExitStatus::Code(code) => format!("exited with code {code}"),
+        ExitStatus::Signal(sig) => match crate::config::units::signal_name(sig) {
+            Some(name) => format!("killed by {name}"),
+            None => format!("killed by signal {sig}"),
+        },
+    }
+}
+
+/// A short human duration: "0ms", "250ms", "1.5s", "2m5s", "3h".
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        let tenths = ms / 100;
+        if tenths % 10 == 0 {
+            format!("{}s", tenths / 10)
+        } else {
+            format!("{}.{}s", tenths / 10, tenths % 10)
+        }
+    } else if ms < 3_600_000 {
+        format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000)
+    } else {
+        format!("{}h{}m", ms / 3_600_000, (ms % 3_600_000) / 60_000)
+    }
+}

@@ -1,0 +1,104 @@
+//! Events: facts that happened, fed to [`super::handle`] by the runtime.
+
+use super::state::{Gen, Slot, Time};
+use crate::control::proto::Command;
+
+/// An id the runtime gives each control request, so a reply finds its connection.
+pub type ReqId = u64;
+
+/// How a process ended, as `waitpid` reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// A clean exit: code 0.
+    pub fn success(self) -> bool {
+        self == ExitStatus::Code(0)
+    }
+}
+
+/// A timer the core asked for. A timer that no longer matches the state is ignored, so
+/// the runtime never has to cancel one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timer {
+    /// Start the slot again (end of a backoff or an errored pause), if it still waits for `at`.
+    Start {
+        /// The slot.
+        slot: Slot,
+        /// When it was due; matches the slot's `until` / `retry_at`.
+        at: Time,
+    },
+    /// `kill_timeout` passed for a stopping generation: SIGKILL its group.
+    Kill {
+        /// The slot.
+        slot: Slot,
+        /// The generation being stopped.
+        gen: Gen,
+    },
+    /// `shutdown_timeout` passed: kill everything that is left.
+    ShutdownDeadline,
+    /// Even SIGKILL did not empty every group in time: exit anyway.
+    ShutdownAbandon,
+}
+
+/// Something that happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// supd is up: start every app with `autostart`.
+    Boot,
+    /// A spawn order succeeded: the process exists.
+    Spawned {
+        /// The slot.
+        slot: Slot,
+        /// The generation the order carried.
+        gen: Gen,
+        /// The new process (leader of its own process group).
+        pid: i32,
+    },
+    /// A spawn order failed before or at exec (no such file, permission, bad user...).
+    SpawnFailed {
+        /// The slot.
+        slot: Slot,
+        /// The generation the order carried.
+        gen: Gen,
+        /// What failed, with the OS error.
+        error: String,
+    },
+    /// The leader of a generation was reaped.
+    Exited {
+        /// The slot.
+        slot: Slot,
+        /// Its generation.
+        gen: Gen,
+        /// How it ended.
+        status: ExitStatus,
+        /// Other members of its process group are still alive.
+        group_alive: bool,
+    },
+    /// The last member of a generation's process group is gone (after its leader).
+    GroupGone {
+        /// The slot.
+        slot: Slot,
+        /// The generation.
+        gen: Gen,
+    },
+    /// A timer fired.
+    Timer(Timer),
+    /// A control request arrived.
+    Request {
+        /// Where the reply goes.
+        req: ReqId,
+        /// What was asked.
+        cmd: Command,
+    },
+    /// SIGTERM or SIGINT; `force` for a second SIGINT (kill everything at once).
+    ShutdownSignal {
+        /// Kill at once instead of stopping gracefully.
+        force: bool,
+    },
+}

@@ -1,0 +1,264 @@
+//! The supervisor's state: apps, their instance slots, and the phase of each slot.
+//! Owned by the runtime's one task; changed only by [`super::handle`].
+
+use std::time::Duration;
+
+use super::event::{ExitStatus, ReqId};
+use crate::config::{App as AppConfig, Config};
+use crate::control::proto::{Command, Reason};
+
+/// Monotonic time since supd started. The core never reads a clock: time is an argument.
+pub type Time = Duration;
+
+/// A generation: bumped by every spawn of a slot, so events about an older process are
+/// recognised and ignored.
+pub type Gen = u64;
+
+/// One instance position: app (by position in the config) and index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Slot {
+    /// Position of the app in [`State::apps`].
+    pub app: usize,
+    /// 0-based instance index.
+    pub index: u32,
+}
+
+/// The whole supervisor state.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// Facts about supd itself, for `status`.
+    pub info: SupervisorFacts,
+    /// The apps, in config order.
+    pub apps: Vec<App>,
+    /// Set once a shutdown began.
+    pub shutdown: Option<Shutdown>,
+    /// Requests waiting for their instances to reach a goal.
+    pub pending: Vec<Pending>,
+}
+
+/// What `status` says about supd itself.
+#[derive(Debug, Clone)]
+pub struct SupervisorFacts {
+    /// supd's pid.
+    pub pid: i32,
+    /// supd's version.
+    pub version: String,
+    /// The config file.
+    pub config: String,
+    /// `shutdown_timeout`.
+    pub shutdown_timeout: Duration,
+}
+
+/// A shutdown in progress.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    /// Shutdown requests to answer just before exiting.
+    pub waiting: Vec<ReqId>,
+    /// SIGKILL was already sent to everything.
+    pub forced: bool,
+    /// The exit order was given.
+    pub exited: bool,
+}
+
+/// One app and its slots.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// Its validated configuration.
+    pub config: AppConfig,
+    /// One per instance index.
+    pub instances: Vec<Instance>,
+}
+
+/// One instance slot and its history.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// Where it is in its lifecycle.
+    pub phase: Phase,
+    /// The last generation spawned (0: never).
+    pub gen: Gen,
+    /// Replacements spawned since supd started.
+    pub restarts: u32,
+    /// Why the last replacement was spawned.
+    pub last_reason: Option<Reason>,
+    /// Consecutive runs shorter than `min_uptime` (drives backoff and give-up).
+    pub failures: u32,
+    /// How the last process ended, for `status`.
+    pub last_exit: Option<LastExit>,
+}
+
+/// How the previous process of a slot ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LastExit {
+    /// Reaped with this status.
+    Status(ExitStatus),
+    /// Never ran: fork/exec failed.
+    SpawnFailed(String),
+}
+
+/// What to do once a stopping generation's group is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterStop {
+    /// Stay stopped.
+    Stop,
+    /// Spawn again, counted as a restart with this reason.
+    Restart(Reason),
+    /// Spawn again, not counted as a restart (a `start` arrived while stopping).
+    Start,
+    /// The leader ended on its own; apply the restart policy to this run.
+    Policy {
+        /// How the leader ended.
+        status: ExitStatus,
+        /// How long it had run.
+        uptime: Duration,
+    },
+}
+
+/// The lifecycle phase of a slot (DESIGN §5). A pid exists only in the phases where a
+/// process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A spawn order is out; the runtime reports back before anything else happens.
+    Spawning {
+        /// The generation being spawned.
+        gen: Gen,
+    },
+    /// Running.
+    Online {
+        /// The leader (and process group id).
+        pid: i32,
+        /// Its generation.
+        gen: Gen,
+        /// When it was spawned.
+        since: Time,
+    },
+    /// Told to stop (or its leader died and the rest of its group is being cleaned up).
+    Stopping {
+        /// The leader's pid, which is also the group id.
+        pid: i32,
+        /// Its generation.
+        gen: Gen,
+        /// When it was spawned.
+        since: Time,
+        /// The leader is not reaped yet.
+        leader_alive: bool,
+        /// SIGKILL was sent to the group.
+        killed: bool,
+        /// What follows.
+        then: AfterStop,
+    },
+    /// Waiting to restart after a failure.
+    Backoff {
+        /// When it starts again.
+        until: Time,
+    },
+    /// Stopped on request, or never started.
+    Stopped,
+    /// Finished and not restarted by policy.
+    Exited,
+    /// Gave up after too many failures in a row.
+    Errored {
+        /// When it is tried again (`errored_retry`), if ever.
+        retry_at: Option<Time>,
+    },
+}
+
+impl Phase {
+    /// The leader pid, for the phases where a process exists.
+    pub fn pid(&self) -> Option<i32> {
+        match *self {
+            Phase::Online { pid, .. } => Some(pid),
+            Phase::Stopping {
+                pid, leader_alive, ..
+            } if leader_alive => Some(pid),
+            _ => None,
+        }
+    }
+
+    /// A process (or what is left of its group) may exist.
+    pub fn is_live(&self) -> bool {
+        matches!(
+            self,
+            Phase::Spawning { .. } | Phase::Online { .. } | Phase::Stopping { .. }
+        )
+    }
+}
+
+/// A request that completes when its slots reach a goal.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The request.
+    pub req: ReqId,
+    /// What it asked (for the reply's wording and data).
+    pub cmd: Command,
+    /// Each slot and what it must reach.
+    pub goals: Vec<(Slot, Goal)>,
+}
+
+/// What completes a request for one slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// The process of this generation is gone (stopped, or already replaced by a later
+    /// order).
+    Gone(Gen),
+    /// A process of at least this generation was spawned (or failed to be) and is no longer
+    /// in transition.
+    Reached(Gen),
+}
+
+impl State {
+    /// A state for `config`, every slot stopped. `pid`/`version` describe supd itself.
+    pub fn new(config: &Config, pid: i32, version: &str) -> State {
+        let apps = config
+            .apps
+            .iter()
+            .map(|app| App {
+                config: app.clone(),
+                instances: (0..app.instances).map(|_| Instance::new()).collect(),
+            })
+            .collect();
+        State {
+            info: SupervisorFacts {
+                pid,
+                version: version.to_string(),
+                config: config.path.display().to_string(),
+                shutdown_timeout: config.supervisor.shutdown_timeout,
+            },
+            apps,
+            shutdown: None,
+            pending: Vec::new(),
+        }
+    }
+
+    /// The instance in `slot`, if the slot exists.
+    pub fn instance(&self, slot: Slot) -> Option<&Instance> {
+        self.apps.get(slot.app)?.instances.get(slot.index as usize)
+    }
+
+    /// Every slot, in config order.
+    pub fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.apps.iter().enumerate().flat_map(|(app, a)| {
+            (0..a.instances.len() as u32).map(move |index| Slot { app, index })
+        })
+    }
+
+    /// `app:index`, for log lines.
+    pub fn label(&self, slot: Slot) -> String {
+        match self.apps.get(slot.app) {
+            Some(app) => format!("{}:{}", app.config.name, slot.index),
+            None => format!("?:{}", slot.index),
+        }
+    }
+}
+
+impl Instance {
+    fn new() -> Instance {
+        Instance {
+            phase: Phase::Stopped,
+            gen: 0,
+            restarts: 0,
+            last_reason: None,
+            failures: 0,
+            last_exit: None,
+        }
+    }
+}

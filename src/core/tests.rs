@@ -1,0 +1,687 @@
+//! The core harness: drive [`handle`] with events at chosen times, answer spawns the way
+//! the runtime does, and check the invariants after every step.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::*;
+use crate::config::{App, Config, RestartMode, Supervisor};
+use crate::control::proto::{Command, ErrorKind, Reason, StateName};
+
+struct H {
+    state: State,
+    now: Time,
+    next_pid: i32,
+    /// A spawn fails with this error instead of succeeding.
+    fail_spawns: Option<String>,
+    /// Processes (groups) the harness believes exist: pgid → (slot, gen).
+    alive: HashMap<i32, (Slot, Gen)>,
+    replies: HashMap<ReqId, usize>,
+    next_req: ReqId,
+    /// Every effect so far, for assertions on history.
+    log: Vec<Effect>,
+}
+
+const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn slot(app: usize, index: u32) -> Slot {
+    Slot { app, index }
+}
+
+impl H {
+    fn new(apps: Vec<App>) -> H {
+        let config = Config {
+            path: "/etc/sup/ecosystem.toml".into(),
+            supervisor: Supervisor {
+                socket: None,
+                log_dir: "/tmp".into(),
+                shutdown_timeout: Duration::from_secs(30),
+            },
+            apps,
+        };
+        H {
+            state: State::new(&config, 41, "0.1.0"),
+            now: Duration::ZERO,
+            next_pid: 100,
+            fail_spawns: None,
+            alive: HashMap::new(),
+            replies: HashMap::new(),
+            next_req: 1,
+            log: Vec::new(),
+        }
+    }
+
+    fn one(app: App) -> H {
+        let mut h = H::new(vec![app]);
+        h.send(Event::Boot);
+        h
+    }
+
+    fn at(&mut self, t: u64) -> &mut Self {
+        assert!(ms(t) >= self.now, "time goes forward");
+        self.now = ms(t);
+        self
+    }
+
+    /// Send one event; answer every Spawn at once (as the runtime does); check invariants.
+    fn send(&mut self, event: Event) -> Vec<Effect> {
+        match &event {
+            Event::Exited {
+                slot,
+                gen,
+                group_alive,
+                ..
+            } => {
+                let pid = self.pid_of(*slot, *gen).expect("exit of a live process");
+                if !group_alive {
+                    self.alive.remove(&pid);
+                }
+            }
+            Event::GroupGone { slot, gen } => {
+                let pid = self
+                    .pid_of(*slot, *gen)
+                    .expect("group gone of a live group");
+                self.alive.remove(&pid);
+            }
+            _ => {}
+        }
+        let mut out = Vec::new();
+        let mut queue = vec![event];
+        while let Some(event) = queue.pop() {
+            let fx = handle(&mut self.state, event, self.now);
+            for effect in &fx {
+                self.check(effect);
+                if let Effect::Spawn { slot, gen } = *effect {
+                    queue.push(match &self.fail_spawns {
+                        Some(error) => Event::SpawnFailed {
+                            slot,
+                            gen,
+                            error: error.clone(),
+                        },
+                        None => {
+                            self.next_pid += 1;
+                            self.alive.insert(self.next_pid, (slot, gen));
+                            Event::Spawned {
+                                slot,
+                                gen,
+                                pid: self.next_pid,
+                            }
+                        }
+                    });
+                }
+            }
+            out.extend(fx);
+        }
+        self.log.extend(out.clone());
+        self.check_state();
+        out
+    }
+
+    fn pid_of(&self, slot: Slot, gen: Gen) -> Option<i32> {
+        self.alive
+            .iter()
+            .find(|(_, &(s, g))| s == slot && g == gen)
+            .map(|(&pid, _)| pid)
+    }
+
+    fn check(&mut self, effect: &Effect) {
+        match effect {
+            Effect::Signal {
+                slot, gen, pgid, ..
+            } => {
+                assert_eq!(
+                    self.alive.get(pgid),
+                    Some(&(*slot, *gen)),
+                    "signal to a group that is not alive: {effect:?}"
+                );
+            }
+            Effect::Spawn { slot, .. } => {
+                assert!(
+                    !self.alive.values().any(|(s, _)| s == slot),
+                    "spawn while the slot still has a process: {effect:?}"
+                );
+            }
+            Effect::Reply { req, .. } => {
+                let n = self.replies.entry(*req).or_default();
+                *n += 1;
+                assert_eq!(*n, 1, "second terminal reply to request {req}");
+            }
+            _ => {}
+        }
+    }
+
+    fn check_state(&self) {
+        for slot in self.state.slots() {
+            let live = self.alive.values().filter(|(s, _)| *s == slot).count();
+            assert!(live <= 1, "{slot:?} has {live} live generations");
+            let phase = self.state.instance(slot).map(|i| i.phase);
+            if let Some(pid) = phase.and_then(|p| p.pid()) {
+                assert!(
+                    self.alive.contains_key(&pid),
+                    "{slot:?} shows dead pid {pid}"
+                );
+            }
+        }
+    }
+
+    fn phase(&self, s: Slot) -> Phase {
+        self.state.instance(s).expect("slot").phase
+    }
+
+    fn pid(&self, s: Slot) -> i32 {
+        self.phase(s).pid().expect("a live process")
+    }
+
+    fn gen(&self, s: Slot) -> Gen {
+        self.state.instance(s).expect("slot").gen
+    }
+
+    fn exit(&mut self, s: Slot, status: ExitStatus) -> Vec<Effect> {
+        let gen = self.gen(s);
+        self.send(Event::Exited {
+            slot: s,
+            gen,
+            status,
+            group_alive: false,
+        })
+    }
+
+    fn request(&mut self, cmd: Command) -> (ReqId, Vec<Effect>) {
+        let req = self.next_req;
+        self.next_req += 1;
+        (req, self.send(Event::Request { req, cmd }))
+    }
+
+    fn status_of(&self, s: Slot) -> crate::control::proto::InstanceStatus {
+        view::instance_status(&self.state, s, self.now).expect("slot")
+    }
+}
+
+fn app(name: &str) -> App {
+    test_app(name)
+}
+
+fn timers(fx: &[Effect]) -> Vec<(Time, Timer)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::SetTimer { at, timer } => Some((*at, *timer)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn signals(fx: &[Effect]) -> Vec<i32> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Signal { signal, .. } => Some(signal.0),
+            _ => None,
+        })
+        .collect()
+}
+
+fn reply(fx: &[Effect], req: ReqId) -> Option<Result<serde_json::Value, ErrorBody>> {
+    fx.iter().find_map(|e| match e {
+        Effect::Reply { req: r, outcome } if *r == req => Some(outcome.clone()),
+        _ => None,
+    })
+}
+
+fn spawned(fx: &[Effect]) -> usize {
+    fx.iter()
+        .filter(|e| matches!(e, Effect::Spawn { .. }))
+        .count()
+}
+
+const S0: Slot = Slot { app: 0, index: 0 };
+
+#[test]
+fn boot_starts_autostart_apps_only() {
+    let mut a = app("a");
+    a.instances = 2;
+    let mut b = app("b");
+    b.autostart = false;
+    let mut h = H::new(vec![a, b]);
+    let fx = h.send(Event::Boot);
+    assert_eq!(spawned(&fx), 2);
+    assert!(matches!(h.phase(slot(0, 1)), Phase::Online { .. }));
+    assert_eq!(h.phase(slot(1, 0)), Phase::Stopped);
+    assert_eq!(h.status_of(slot(0, 0)).restarts, 0);
+}
+
+#[test]
+fn crash_backs_off_doubling_then_restarts_with_reason_crash() {
+    let mut h = H::one(app("a"));
+    h.at(10);
+    let fx = h.exit(S0, ExitStatus::Code(1));
+    assert_eq!(
+        timers(&fx),
+        vec![(
+            ms(110),
+            Timer::Start {
+                slot: S0,
+                at: ms(110)
+            }
+        )]
+    );
+    assert_eq!(h.status_of(S0).state, StateName::Backoff);
+    assert_eq!(h.status_of(S0).next_start_ms, Some(100));
+    // A stale timer (wrong time) does nothing.
+    h.at(50);
+    assert_eq!(
+        spawned(&h.send(Event::Timer(Timer::Start {
+            slot: S0,
+            at: ms(50)
+        }))),
+        0
+    );
+    h.at(110);
+    let fx = h.send(Event::Timer(Timer::Start {
+        slot: S0,
+        at: ms(110),
+    }));
+    assert_eq!(spawned(&fx), 1);
+    let st = h.status_of(S0);
+    assert_eq!(
+        (st.state, st.restarts, st.last_reason),
+        (StateName::Online, 1, Some(Reason::Crash))
+    );
+    assert_eq!(st.last_exit.as_deref(), Some("exited with code 1"));
+    // A second short run waits about twice as long.
+    h.at(120);
+    let fx = h.exit(S0, ExitStatus::Code(1));
+    let (at, _) = timers(&fx)[0];
+    let delay = at - ms(120);
+    assert!(delay >= ms(180) && delay <= ms(220), "{delay:?}");
+}
+
+#[test]
+fn zero_delay_restarts_at_once() {
+    let mut a = app("a");
+    a.restart_delay = Duration::ZERO;
+    let mut h = H::one(a);
+    let old = h.pid(S0);
+    h.at(5000);
+    let fx = h.exit(S0, ExitStatus::Signal(9));
+    assert_eq!(spawned(&fx), 1);
+    assert!(timers(&fx).is_empty());
+    assert_ne!(h.pid(S0), old);
+    assert_eq!(
+        h.status_of(S0).last_exit.as_deref(),
+        Some("killed by SIGKILL")
+    );
+}
+
+#[test]
+fn a_crash_loop_ends_errored_and_is_retried_after_errored_retry() {
+    let mut a = app("a");
+    a.max_restarts = 3;
+    let mut h = H::one(a);
+    let mut t = 0;
+    for _ in 0..3 {
+        t += 10;
+        h.at(t);
+        let fx = h.exit(S0, ExitStatus::Code(2));
+        let (at, timer) = timers(&fx)[0];
+        t = at.as_millis() as u64;
+        h.at(t);
+        h.send(Event::Timer(timer));
+        assert!(matches!(h.phase(S0), Phase::Online { .. }));
+    }
+    h.at(t + 10);
+    let fx = h.exit(S0, ExitStatus::Code(2));
+    let retry_at = ms(t + 10) + Duration::from_secs(300);
+    assert_eq!(
+        h.phase(S0),
+        Phase::Errored {
+            retry_at: Some(retry_at)
+        }
+    );
+    assert_eq!(
+        timers(&fx),
+        vec![(
+            retry_at,
+            Timer::Start {
+                slot: S0,
+                at: retry_at
+            }
+        )]
+    );
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Log {
+            level: Level::Error,
+            ..
+        }
+    )));
+    assert_eq!(h.status_of(S0).state, StateName::Errored);
+    assert_eq!(h.status_of(S0).restarts, 3);
+    h.at(retry_at.as_millis() as u64);
+    let fx = h.send(Event::Timer(Timer::Start {
+        slot: S0,
+        at: retry_at,
+    }));
+    assert_eq!(spawned(&fx), 1);
+    assert_eq!(h.state.instance(S0).expect("slot").failures, 0);
+}
+
+#[test]
+fn a_good_run_resets_the_failure_count() {
+    let mut h = H::one(app("a"));
+    h.at(10);
+    let fx = h.exit(S0, ExitStatus::Code(1));
+    h.at(110);
+    h.send(Event::Timer(timers(&fx)[0].1));
+    h.at(5000);
+    let fx = h.exit(S0, ExitStatus::Code(1));
+    assert_eq!(timers(&fx)[0].0, ms(5100), "back to the base delay");
+    assert_eq!(h.state.instance(S0).expect("slot").failures, 0);
+}
+
+#[test]
+fn restart_modes() {
+    for (mode, status, want) in [
+        (
+            RestartMode::OnFailure,
+            ExitStatus::Code(0),
+            StateName::Exited,
+        ),
+        (
+            RestartMode::OnFailure,
+            ExitStatus::Code(3),
+            StateName::Backoff,
+        ),
+        (
+            RestartMode::OnFailure,
+            ExitStatus::Signal(11),
+            StateName::Backoff,
+        ),
+        (RestartMode::Never, ExitStatus::Code(3), StateName::Exited),
+        (RestartMode::Never, ExitStatus::Code(0), StateName::Exited),
+        (RestartMode::Always, ExitStatus::Code(0), StateName::Backoff),
+    ] {
+        let mut a = app("a");
+        a.restart = mode;
+        let mut h = H::one(a);
+        h.at(5);
+        h.exit(S0, status);
+        assert_eq!(h.status_of(S0).state, want, "{mode:?} {status:?}");
+    }
+}
+
+#[test]
+fn spawn_failures_back_off_instead_of_looping() {
+    let mut h = H::new(vec![app("a")]);
+    h.fail_spawns = Some("No such file or directory (os error 2)".into());
+    let fx = h.send(Event::Boot);
+    assert_eq!(spawned(&fx), 1, "one attempt, then a timer, not a loop");
+    assert_eq!(timers(&fx).len(), 1);
+    let st = h.status_of(S0);
+    assert_eq!(st.state, StateName::Backoff);
+    assert_eq!(
+        st.last_exit.as_deref(),
+        Some("spawn failed: No such file or directory (os error 2)")
+    );
+    // Each later failure waits longer.
+    let (at, timer) = timers(&fx)[0];
+    h.at(at.as_millis() as u64);
+    let fx = h.send(Event::Timer(timer));
+    let (next, _) = timers(&fx)[0];
+    assert!(next - at > ms(100));
+
+    let mut job = app("job");
+    job.restart = RestartMode::Never;
+    let mut h = H::new(vec![job]);
+    h.fail_spawns = Some("Permission denied (os error 13)".into());
+    h.send(Event::Boot);
+    assert_eq!(h.phase(S0), Phase::Errored { retry_at: None });
+}
+
+#[test]
+fn stop_escalates_to_sigkill_and_replies_once_stopped() {
+    let mut a = app("a");
+    a.stop_signal = crate::config::Signal(2);
+    a.kill_timeout = ms(500);
+    let mut h = H::one(a);
+    h.at(100);
+    let (req, fx) = h.request(Command::Stop { app: "a".into() });
+    assert_eq!(signals(&fx), vec![2]);
+    assert_eq!(reply(&fx, req), None, "no reply while stopping");
+    assert_eq!(h.status_of(S0).state, StateName::Stopping);
+    let gen = h.gen(S0);
+    h.at(600);
+    let fx = h.send(Event::Timer(Timer::Kill { slot: S0, gen }));
+    assert_eq!(signals(&fx), vec![9]);
+    h.at(601);
+    let fx = h.exit(S0, ExitStatus::Signal(9));
+    let out = reply(&fx, req).expect("reply").expect("ok");
+    assert_eq!(out["apps"][0]["instances"][0]["state"], "stopped");
+    assert_eq!(h.phase(S0), Phase::Stopped);
+    // The kill timer of a finished stop is ignored.
+    assert!(signals(&h.send(Event::Timer(Timer::Kill { slot: S0, gen }))).is_empty());
+    // And a stopped app is not restarted by anything but a request.
+    assert_eq!(h.status_of(S0).restarts, 0);
+}
+
+#[test]
+fn restart_replaces_the_process_and_replies_after_the_new_one_runs() {
+    let mut a = app("a");
+    a.instances = 2;
+    let mut h = H::one(a);
+    let old = h.pid(S0);
+    let (req, fx) = h.request(Command::Restart { app: "a:0".into() });
+    assert_eq!(signals(&fx), vec![15]);
+    assert!(
+        matches!(h.phase(slot(0, 1)), Phase::Online { .. }),
+        "a:1 untouched"
+    );
+    h.at(20);
+    let fx = h.exit(S0, ExitStatus::Signal(15));
+    let out = reply(&fx, req).expect("reply").expect("ok");
+    assert_ne!(h.pid(S0), old);
+    assert_eq!(
+        out["apps"][0]["instances"].as_array().map(|a| a.len()),
+        Some(1)
+    );
+    let st = h.status_of(S0);
+    assert_eq!((st.restarts, st.last_reason), (1, Some(Reason::Manual)));
+}
+
+#[test]
+fn restart_or_start_of_a_waiting_slot_spawns_at_once() {
+    let mut h = H::one(app("a"));
+    h.at(10);
+    h.exit(S0, ExitStatus::Code(1));
+    let (req, fx) = h.request(Command::Restart { app: "all".into() });
+    assert_eq!(spawned(&fx), 1);
+    assert!(reply(&fx, req).expect("reply").is_ok());
+    let (req, fx) = h.request(Command::Start { app: "a".into() });
+    assert_eq!(spawned(&fx), 0, "already online");
+    assert!(reply(&fx, req).expect("reply").is_ok());
+}
+
+#[test]
+fn start_while_stopping_starts_again_afterwards() {
+    let mut h = H::one(app("a"));
+    let (stop, _) = h.request(Command::Stop { app: "a".into() });
+    let (start, _) = h.request(Command::Start { app: "a".into() });
+    h.at(30);
+    let fx = h.exit(S0, ExitStatus::Signal(15));
+    assert_eq!(spawned(&fx), 1);
+    assert!(reply(&fx, stop).expect("stop answered").is_ok());
+    assert!(reply(&fx, start).expect("reply").is_ok());
+    assert_eq!(h.status_of(S0).restarts, 0, "a start is not a restart");
+}
+
+#[test]
+fn a_leader_that_dies_leaves_no_group_behind_before_the_replacement() {
+    let mut a = app("a");
+    a.restart_delay = Duration::ZERO;
+    let mut h = H::one(a);
+    let pid = h.pid(S0);
+    let gen = h.gen(S0);
+    h.at(2000);
+    let fx = h.send(Event::Exited {
+        slot: S0,
+        gen,
+        status: ExitStatus::Signal(9),
+        group_alive: true,
+    });
+    assert_eq!(
+        signals(&fx),
+        vec![15],
+        "stop_signal to the rest of the group"
+    );
+    assert_eq!(spawned(&fx), 0, "no replacement while workers remain");
+    assert_eq!(h.phase(S0).pid(), None, "the leader is gone");
+    h.at(2100);
+    let fx = h.send(Event::GroupGone { slot: S0, gen });
+    assert_eq!(spawned(&fx), 1);
+    assert_ne!(h.pid(S0), pid);
+    assert_eq!(h.status_of(S0).last_reason, Some(Reason::Crash));
+}
+
+#[test]
+fn a_lingering_group_is_killed_after_kill_timeout() {
+    let mut h = H::one(app("a"));
+    let gen = h.gen(S0);
+    h.at(10);
+    h.send(Event::Exited {
+        slot: S0,
+        gen,
+        status: ExitStatus::Code(0),
+        group_alive: true,
+    });
+    h.at(5010);
+    let fx = h.send(Event::Timer(Timer::Kill { slot: S0, gen }));
+    assert_eq!(signals(&fx), vec![9]);
+}
+
+#[test]
+fn shutdown_stops_everything_then_replies_and_exits_zero() {
+    let mut a = app("a");
+    a.instances = 3;
+    let mut b = app("b");
+    b.autostart = false;
+    let mut h = H::new(vec![a, b]);
+    h.send(Event::Boot);
+    h.at(10);
+    h.exit(slot(0, 2), ExitStatus::Code(1)); // in backoff during the shutdown
+    let (req, fx) = h.request(Command::Shutdown);
+    assert_eq!(signals(&fx), vec![15, 15]);
+    assert_eq!(h.phase(slot(0, 2)), Phase::Stopped);
+    let (late, fx) = h.request(Command::Restart { app: "a".into() });
+    assert_eq!(
+        reply(&fx, late).expect("reply").map_err(|e| e.kind),
+        Err(ErrorKind::ShuttingDown)
+    );
+    h.exit(slot(0, 0), ExitStatus::Signal(15));
+    let fx = h.exit(slot(0, 1), ExitStatus::Code(0));
+    assert!(reply(&fx, req).expect("reply").is_ok());
+    assert_eq!(fx.last(), Some(&Effect::Exit { code: 0 }));
+    assert_eq!(spawned(&h.log), 3, "nothing restarted during the shutdown");
+}
+
+#[test]
+fn a_second_sigint_kills_at_once() {
+    let mut h = H::one(app("a"));
+    h.send(Event::ShutdownSignal { force: false });
+    let fx = h.send(Event::ShutdownSignal { force: true });
+    assert_eq!(signals(&fx), vec![9]);
+    let fx = h.exit(S0, ExitStatus::Signal(9));
+    assert_eq!(fx.last(), Some(&Effect::Exit { code: 0 }));
+}
+
+#[test]
+fn shutdown_timeout_kills_then_abandons() {
+    let mut a = app("a");
+    a.kill_timeout = Duration::from_secs(100);
+    let mut h = H::one(a);
+    let fx = h.send(Event::ShutdownSignal { force: false });
+    assert!(timers(&fx).contains(&(Duration::from_secs(30), Timer::ShutdownDeadline)));
+    h.at(30_000);
+    let fx = h.send(Event::Timer(Timer::ShutdownDeadline));
+    assert_eq!(signals(&fx), vec![9]);
+    h.at(35_000);
+    let fx = h.send(Event::Timer(Timer::ShutdownAbandon));
+    assert_eq!(fx.last(), Some(&Effect::Exit { code: 1 }));
+}
+
+#[test]
+fn shutdown_with_nothing_running_exits_at_once() {
+    let mut a = app("a");
+    a.autostart = false;
+    let mut h = H::new(vec![a]);
+    h.send(Event::Boot);
+    let (req, fx) = h.request(Command::Shutdown);
+    assert!(reply(&fx, req).is_some());
+    assert_eq!(fx.last(), Some(&Effect::Exit { code: 0 }));
+}
+
+#[test]
+fn unknown_targets_get_error_replies() {
+    let mut h = H::one(app("web"));
+    for (target, kind) in [
+        ("api", ErrorKind::UnknownApp),
+        ("web:1", ErrorKind::UnknownInstance),
+        ("web:x", ErrorKind::UnknownInstance),
+    ] {
+        let (req, fx) = h.request(Command::Restart { app: target.into() });
+        let err = reply(&fx, req).expect("reply").expect_err("error");
+        assert_eq!(err.kind, kind, "{target}");
+    }
+    let (req, fx) = h.request(Command::Status {
+        app: Some("nope".into()),
+    });
+    let err = reply(&fx, req).expect("reply").expect_err("error");
+    assert_eq!(err.message, "no app named `nope` (apps: web)");
+}
+
+#[test]
+fn status_has_the_contract_shape() {
+    let mut h = H::one(app("backend"));
+    h.at(3000);
+    let (req, fx) = h.request(Command::Status { app: None });
+    let v = reply(&fx, req).expect("reply").expect("ok");
+    assert_eq!(v["supervisor"]["pid"], 41);
+    assert_eq!(v["supervisor"]["uptime_ms"], 3000);
+    assert_eq!(v["supervisor"]["config"], "/etc/sup/ecosystem.toml");
+    let i = &v["apps"][0]["instances"][0];
+    assert_eq!(v["apps"][0]["name"], "backend");
+    assert_eq!(i["index"], 0);
+    assert_eq!(i["pid"], 101);
+    assert_eq!(i["state"], "online");
+    assert_eq!(i["ready"], true);
+    assert_eq!(i["restarts"], 0);
+    assert_eq!(i["last_reason"], serde_json::Value::Null);
+    assert_eq!(i["uptime_ms"], 3000);
+    assert!(i.get("memory_bytes").is_some() && i.get("cpu_percent").is_some());
+}
+
+#[test]
+fn events_of_an_old_generation_are_ignored() {
+    let mut a = app("a");
+    a.restart_delay = Duration::ZERO;
+    let mut h = H::one(a);
+    let old = h.gen(S0);
+    h.at(2000);
+    h.exit(S0, ExitStatus::Code(1));
+    let fx = handle(
+        &mut h.state,
+        Event::Exited {
+            slot: S0,
+            gen: old,
+            status: ExitStatus::Code(1),
+            group_alive: false,
+        },
+        ms(2001),
+    );
+    assert!(fx.is_empty(), "{fx:?}");
+    let fx = handle(
+        &mut h.state,
+        Event::GroupGone { slot: S0, gen: old },
+        ms(2001),
+    );
+    assert!(fx.is_empty(), "{fx:?}");
+}

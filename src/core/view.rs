@@ -1,0 +1,137 @@
+//! What `status` shows: pure functions from [`State`] to the protocol's status rows, and
+//! the resolution of `APP`, `APP:N` and `all` to slots.
+
+use super::event::ExitStatus;
+use super::state::{LastExit, Phase, Slot, State, Time};
+use crate::control::proto::{
+    AppStatus, ErrorBody, ErrorKind, InstanceStatus, StateName, Status, SupervisorInfo,
+};
+
+/// The full status, or one app's / instance's (`filter`: `None`, `all`, `APP`, `APP:N`).
+pub fn status(state: &State, filter: Option<&str>, now: Time) -> Result<Status, ErrorBody> {
+    let slots = match filter {
+        None => state.slots().collect(),
+        Some(target) => resolve(state, target)?,
+    };
+    Ok(Status {
+        supervisor: SupervisorInfo {
+            pid: state.info.pid,
+            version: state.info.version.clone(),
+            uptime_ms: now.as_millis() as u64,
+            config: state.info.config.clone(),
+        },
+        apps: if filter.is_none() || filter == Some("all") {
+            // Every app, even one with zero slots selected, so a script sees them all.
+            (0..state.apps.len())
+                .map(|app| app_status(state, app, &slots, now))
+                .collect()
+        } else {
+            apps(state, &slots, now)
+        },
+    })
+}
+
+/// The apps that own `slots`, each with only those instances, in config order.
+pub fn apps(state: &State, slots: &[Slot], now: Time) -> Vec<AppStatus> {
+    let mut ids: Vec<usize> = slots.iter().map(|s| s.app).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .map(|app| app_status(state, app, slots, now))
+        .collect()
+}
+
+fn app_status(state: &State, app: usize, slots: &[Slot], now: Time) -> AppStatus {
+    AppStatus {
+        name: state.apps[app].config.name.clone(),
+        instances: slots
+            .iter()
+            .filter(|s| s.app == app)
+            .filter_map(|&s| instance_status(state, s, now))
+            .collect(),
+    }
+}
+
+/// One status row.
+pub fn instance_status(state: &State, slot: Slot, now: Time) -> Option<InstanceStatus> {
+    let inst = state.instance(slot)?;
+    let (name, uptime, next) = match inst.phase {
+        Phase::Spawning { .. } => (StateName::Starting, None, None),
+        Phase::Online { since, .. } => (StateName::Online, Some(now.saturating_sub(since)), None),
+        Phase::Stopping { since, .. } => {
+            (StateName::Stopping, Some(now.saturating_sub(since)), None)
+        }
+        Phase::Backoff { until } => (StateName::Backoff, None, Some(until.saturating_sub(now))),
+        Phase::Stopped => (StateName::Stopped, None, None),
+        Phase::Exited => (StateName::Exited, None, None),
+        Phase::Errored { retry_at } => (
+            StateName::Errored,
+            None,
+            retry_at.map(|at| at.saturating_sub(now)),
+        ),
+    };
+    let (exit_code, last_exit) = match &inst.last_exit {
+        Some(LastExit::Status(status)) => (
+            match status {
+                ExitStatus::Code(code) => Some(*code),
+                ExitStatus::Signal(_) => None,
+            },
+            Some(super::describe_status(*status)),
+        ),
+        Some(LastExit::SpawnFailed(error)) => (None, Some(format!("spawn failed: {error}"))),
+        None => (None, None),
+    };
+    Some(InstanceStatus {
+        index: slot.index,
+        pid: inst.phase.pid(),
+        state: name,
+        ready: matches!(inst.phase, Phase::Online { .. }),
+        restarts: inst.restarts,
+        last_reason: inst.last_reason,
+        uptime_ms: uptime.map(|d| d.as_millis() as u64),
+        memory_bytes: None,
+        cpu_percent: None,
+        exit_code,
+        last_exit,
+        next_start_ms: next.map(|d| d.as_millis() as u64),
+    })
+}
+
+/// `all`, `APP` or `APP:N` → the slots it names.
+pub fn resolve(state: &State, target: &str) -> Result<Vec<Slot>, ErrorBody> {
+    if target == "all" {
+        return Ok(state.slots().collect());
+    }
+    let (name, index) = match target.rsplit_once(':') {
+        Some((name, n)) => match n.parse::<u32>() {
+            Ok(i) => (name, Some(i)),
+            Err(_) => {
+                return Err(ErrorBody {
+                    kind: ErrorKind::UnknownInstance,
+                    message: format!("`{n}` in `{target}` is not an instance index"),
+                })
+            }
+        },
+        None => (target, None),
+    };
+    let Some(app) = state.apps.iter().position(|a| a.config.name == name) else {
+        let known: Vec<&str> = state.apps.iter().map(|a| a.config.name.as_str()).collect();
+        return Err(ErrorBody {
+            kind: ErrorKind::UnknownApp,
+            message: if known.is_empty() {
+                format!("no app named `{name}` (no apps are configured)")
+            } else {
+                format!("no app named `{name}` (apps: {})", known.join(", "))
+            },
+        });
+    };
+    let count = state.apps[app].instances.len() as u32;
+    match index {
+        None => Ok((0..count).map(|index| Slot { app, index }).collect()),
+        Some(index) if index < count => Ok(vec![Slot { app, index }]),
+        Some(index) => Err(ErrorBody {
+            kind: ErrorKind::UnknownInstance,
+            message: format!("`{name}` has {count} instances (0..{count}); there is no {index}"),
+        }),
+    }
+}
