@@ -100,8 +100,7 @@ impl Signal {
 /// Read, parse and validate `path` with `profile` applied. `cpus` resolves `"max"`.
 /// Every problem in the file is returned at once.
 pub fn load(path: &Path, profile: Option<&str>, cpus: u32) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors::single(ConfigError::io(path, &e))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors::single(ConfigError::io(path, &e)))?;
     validate::validate(path, &text, profile, cpus, &|p: &Path| p.is_dir())
 }
