@@ -1,2 +1,217 @@
-//! supctl (to be written).
-fn main() {}
+//! supctl: the command line of DESIGN §6 for a running supd. Parses arguments, resolves
+//! the socket, sends one request through [`sup::control::client`], prints the reply
+//! ([`sup::control::render`] for people, the reply's `data` for `--json`) and maps the
+//! outcome to an exit code. No supervision logic and no protocol details live here.
+//!
+//! Exit codes: 0 ok, 1 the daemon answered with an error (or a garbled/cut-off reply),
+//! 2 usage (clap), 3 supd cannot be reached. A closed stdout (`supctl status | head -1`)
+//! ends quietly with 0, as ripgrep does.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value};
+use sup::control::client::{Client, ClientError};
+use sup::control::proto::{ActionResult, Command, ProtoError, Status};
+use sup::control::{render, socket_path};
+
+/// The daemon answered with an error.
+const EXIT_DAEMON_ERROR: u8 = 1;
+/// supd could not be reached at the socket path.
+const EXIT_UNREACHABLE: u8 = 3;
+
+/// Where supctl looks for `[supervisor] socket`, in supd's own order of default configs:
+/// the first file that exists is the one a supd started here would use.
+const CONFIG_CANDIDATES: [&str; 2] = ["ecosystem.toml", "/etc/sup/ecosystem.toml"];
+
+/// Control a running supd.
+#[derive(Debug, Parser)]
+#[command(name = "supctl", version)]
+struct Cli {
+    /// The control socket of supd
+    ///
+    /// Default: $SUP_SOCKET, else `[supervisor] socket` of ./ecosystem.toml (or
+    /// /etc/sup/ecosystem.toml when there is none here), else $XDG_RUNTIME_DIR/sup/supd.sock,
+    /// /tmp/sup-UID/supd.sock without XDG_RUNTIME_DIR, /run/sup/supd.sock for root.
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    /// Print one JSON document on stdout instead of text
+    ///
+    /// The reply's data (for status, the shape in the README), or {"error":{"kind":…,"message":…}}
+    /// on failure.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Show apps and instances: pid, state, uptime, restarts, last reason, cpu, memory
+    #[command(visible_aliases = ["list", "ls"])]
+    Status {
+        /// `name`, `name:INDEX` or `all` [default: all]
+        #[arg(value_name = "APP")]
+        app: Option<String>,
+    },
+    /// Start the stopped instances of APP (`name`, `name:INDEX` or `all`)
+    Start {
+        #[arg(value_name = "APP")]
+        app: String,
+    },
+    /// Stop APP (`name`, `name:INDEX` or `all`): stop signal, then SIGKILL after kill_timeout
+    Stop {
+        #[arg(value_name = "APP")]
+        app: String,
+    },
+    /// Stop, then start APP (`name`, `name:INDEX` or `all`)
+    Restart {
+        #[arg(value_name = "APP")]
+        app: String,
+    },
+    /// Stop every app and make supd exit, as SIGTERM does
+    Shutdown,
+}
+
+impl Verb {
+    fn command(&self) -> Command {
+        match self {
+            Verb::Status { app } => Command::Status { app: app.clone() },
+            Verb::Start { app } => Command::Start { app: app.clone() },
+            Verb::Stop { app } => Command::Stop { app: app.clone() },
+            Verb::Restart { app } => Command::Restart { app: app.clone() },
+            Verb::Shutdown => Command::Shutdown,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit 2, --help and --version 0: clap's own codes are the contract.
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            complain(&format!("{err:#}"));
+            ExitCode::from(EXIT_DAEMON_ERROR)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let config_socket = CONFIG_CANDIDATES
+        .iter()
+        .map(Path::new)
+        .find(|path| path.exists())
+        .and_then(socket_path::socket_from_config_file);
+    let path = socket_path::resolve(cli.socket.as_deref(), config_socket.as_deref());
+    let command = cli.verb.command();
+    let verb = command.name();
+
+    let reply = match Client::connect(&path).and_then(|mut client| client.call(command)) {
+        Ok(reply) => reply,
+        Err(err) => return Ok(client_failure(cli, &err)),
+    };
+    if let Some(error) = reply.error.as_ref().filter(|_| !reply.ok) {
+        if cli.json {
+            let kind = serde_json::to_value(error.kind).unwrap_or(Value::Null);
+            print_failure_json(kind, &error.message);
+        }
+        complain(&error.message);
+        return Ok(ExitCode::from(EXIT_DAEMON_ERROR));
+    }
+
+    if cli.json {
+        // The data as the daemon sent it, not re-read through our types: fields a newer
+        // supd adds must reach scripts. No data at all is an empty object, still JSON.
+        print_json(reply.data.as_ref().unwrap_or(&Value::Object(Map::new())))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = match &cli.verb {
+        Verb::Status { .. } => match reply.data_as::<Status>() {
+            Ok(status) => render::status_table(&status),
+            Err(err) => return Ok(bad_data(cli, &path, err)),
+        },
+        Verb::Start { .. } | Verb::Stop { .. } | Verb::Restart { .. } => {
+            match reply.data_as::<ActionResult>() {
+                Ok(result) => render::action_summary(verb, &result),
+                Err(err) => return Ok(bad_data(cli, &path, err)),
+            }
+        }
+        Verb::Shutdown => "every app stopped; supd is exiting\n".to_owned(),
+    };
+    print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Report a failure to talk to supd: 3 when it is not there at all, else 1.
+fn client_failure(cli: &Cli, err: &ClientError) -> ExitCode {
+    let message = err.to_string();
+    if cli.json {
+        print_failure_json(Value::from(err.kind()), &message);
+    }
+    complain(&message);
+    let code = if err.is_unreachable() {
+        EXIT_UNREACHABLE
+    } else {
+        EXIT_DAEMON_ERROR
+    };
+    ExitCode::from(code)
+}
+
+/// A reply whose data does not have the shape this supctl renders.
+fn bad_data(cli: &Cli, path: &Path, source: ProtoError) -> ExitCode {
+    let err = ClientError::Protocol {
+        path: path.to_path_buf(),
+        source,
+    };
+    client_failure(cli, &err)
+}
+
+/// Print the `--json` failure document. Its errors are ignored: the message also goes to
+/// stderr, and the exit code, not a closed stdout, is what must reach the caller.
+fn print_failure_json(kind: Value, message: &str) {
+    let _ = print_json(&error_document(kind, message));
+}
+
+/// `{"error":{"kind":…,"message":…}}`, the one document `--json` prints on failure.
+fn error_document(kind: Value, message: &str) -> Value {
+    let mut error = Map::new();
+    error.insert("kind".to_owned(), kind);
+    error.insert("message".to_owned(), Value::from(message));
+    let mut document = Map::new();
+    document.insert("error".to_owned(), Value::Object(error));
+    Value::Object(document)
+}
+
+fn print_json(value: &Value) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string(value).context("encoding JSON output")?;
+    text.push('\n');
+    print(&text)
+}
+
+/// Write to stdout without `print!`, which panics on a closed pipe.
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("writing to stdout")
+}
+
+fn complain(message: &str) {
+    // Nothing sensible is left to do when stderr itself is gone.
+    let _ = writeln!(io::stderr().lock(), "supctl: {message}");
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

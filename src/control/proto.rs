@@ -209,3 +209,619 @@ pub struct ActionResult {
     /// The apps touched, with only the targeted instances.
     pub apps: Vec<AppStatus>,
 }
+
+// ---------------------------------------------------------------------------------------
+// The line codec. Both binaries frame messages the same way: one JSON object per line, so
+// a reader never needs more than `BufRead::read_until(b'\n')`. serde_json never emits a raw
+// newline (control characters inside strings are escaped), so a line is always a message.
+
+/// The `cmd` names this build knows, in the order `unknown_command` errors list them.
+///
+/// Keep in step with [`Command`] ([`Command::name`] is the exhaustive match that names them).
+pub const COMMANDS: &[&str] = &["status", "start", "stop", "restart", "shutdown"];
+
+/// A reply line that could not be understood.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    /// The line is not JSON, or not a reply object.
+    #[error("malformed reply: {0}")]
+    Malformed(#[source] serde_json::Error),
+    /// `ok` is false but the reply carries no `error` to say why.
+    #[error("malformed reply: \"ok\" is false but there is no \"error\"")]
+    MissingError,
+    /// The reply's `data` does not have the expected shape.
+    #[error("unexpected data in reply: {0}")]
+    Data(#[source] serde_json::Error),
+}
+
+impl Command {
+    /// The wire name of this command (`"restart"`), as in the request's `cmd` field.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Status { .. } => "status",
+            Command::Start { .. } => "start",
+            Command::Stop { .. } => "stop",
+            Command::Restart { .. } => "restart",
+            Command::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl Request {
+    /// A request of this build's protocol [`VERSION`].
+    pub fn new(id: u64, cmd: Command) -> Request {
+        Request {
+            v: VERSION,
+            id,
+            cmd,
+        }
+    }
+}
+
+impl Reply {
+    /// A terminal success. A `null` payload is left out of the line (`data` absent), so a
+    /// reply reads back equal to what was sent.
+    pub fn ok(id: u64, data: serde_json::Value) -> Reply {
+        Reply {
+            id,
+            ok: true,
+            more: false,
+            data: non_null(data),
+            error: None,
+        }
+    }
+
+    /// A terminal failure.
+    pub fn error(id: u64, kind: ErrorKind, message: impl Into<String>) -> Reply {
+        Reply {
+            id,
+            ok: false,
+            more: false,
+            data: None,
+            error: Some(ErrorBody {
+                kind,
+                message: message.into(),
+            }),
+        }
+    }
+
+    /// A non-terminal reply of a stream (`"more":true`); the terminal one follows later.
+    pub fn more(id: u64, data: serde_json::Value) -> Reply {
+        Reply {
+            id,
+            ok: true,
+            more: true,
+            data: non_null(data),
+            error: None,
+        }
+    }
+
+    /// `data` read as a typed payload ([`Status`], [`ActionResult`], …). An absent `data`
+    /// reads as JSON `null`, which suits payload types where everything is optional.
+    pub fn data_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, ProtoError> {
+        let value = self.data.clone().unwrap_or(serde_json::Value::Null);
+        serde_json::from_value(value).map_err(ProtoError::Data)
+    }
+}
+
+fn non_null(data: serde_json::Value) -> Option<serde_json::Value> {
+    match data {
+        serde_json::Value::Null => None,
+        other => Some(other),
+    }
+}
+
+/// One request as a line: compact JSON and `'\n'`.
+pub fn encode_request(request: &Request) -> Vec<u8> {
+    to_line(request).unwrap_or_else(|_| {
+        // Unreachable in practice: serde_json fails only on non-string map keys or a
+        // failing Serialize impl, and a Request holds neither. Rather than panic, send a
+        // line the daemon rejects with an error reply that carries the id.
+        format!(
+            "{{\"v\":{},\"id\":{},\"cmd\":null}}\n",
+            request.v, request.id
+        )
+        .into_bytes()
+    })
+}
+
+/// One reply as a line: compact JSON and `'\n'`.
+pub fn encode_reply(reply: &Reply) -> Vec<u8> {
+    to_line(reply).unwrap_or_else(|_| {
+        // Unreachable in practice (see encode_request); `data` is a serde_json::Value,
+        // whose maps have string keys. Still answer the request, so it gets its one
+        // terminal reply.
+        format!(
+            "{{\"id\":{},\"ok\":false,\"error\":{{\"kind\":\"bad_request\",\"message\":\"supd could not encode its reply\"}}}}\n",
+            reply.id
+        )
+        .into_bytes()
+    })
+}
+
+fn to_line<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut line = serde_json::to_vec(value)?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// Read one reply line (with or without its `'\n'`).
+pub fn decode_reply(line: &[u8]) -> Result<Reply, ProtoError> {
+    let reply: Reply = serde_json::from_slice(line).map_err(ProtoError::Malformed)?;
+    if !reply.ok && reply.error.is_none() {
+        return Err(ProtoError::MissingError);
+    }
+    Ok(reply)
+}
+
+/// Read one request line (with or without its `'\n'`), or the error reply to send back.
+///
+/// The checks run in the order that gives the most useful answer: the `id` is picked out
+/// first so every error reply carries it (0 when there is none to find); then the version,
+/// because a request of another version may differ in anything else; then `cmd`; then the
+/// command's arguments.
+pub fn decode_request(line: &[u8]) -> Result<Request, Reply> {
+    use serde_json::Value;
+
+    let value: Value = serde_json::from_slice(line).map_err(|e| {
+        Reply::error(
+            0,
+            ErrorKind::BadRequest,
+            format!("the request is not JSON: {e}"),
+        )
+    })?;
+    let Value::Object(object) = &value else {
+        return Err(Reply::error(
+            0,
+            ErrorKind::BadRequest,
+            "the request is not a JSON object",
+        ));
+    };
+    let raw_id = object.get("id");
+    let id = raw_id.and_then(Value::as_u64).unwrap_or(0);
+    let bad = |message: String| Reply::error(id, ErrorKind::BadRequest, message);
+
+    match object.get("v") {
+        Some(v) if v.as_u64() == Some(u64::from(VERSION)) => {}
+        Some(v) => {
+            let theirs = match v.as_u64() {
+                Some(n) => format!("v{n}"),
+                None => format!("{v} (not a version number)"),
+            };
+            return Err(Reply::error(
+                id,
+                ErrorKind::Version,
+                format!("this daemon speaks protocol v{VERSION}, the request is {theirs}"),
+            ));
+        }
+        None => {
+            return Err(Reply::error(
+                id,
+                ErrorKind::Version,
+                format!("this daemon speaks protocol v{VERSION}, the request has no \"v\""),
+            ))
+        }
+    }
+
+    match raw_id {
+        None => return Err(bad("the request has no \"id\"".to_owned())),
+        Some(raw) if raw.as_u64().is_none() => {
+            return Err(bad(format!(
+                "\"id\" must be an integer from 0 to {}, not {raw}",
+                u64::MAX
+            )))
+        }
+        Some(_) => {}
+    }
+
+    let name = match object.get("cmd") {
+        None => return Err(bad("the request has no \"cmd\"".to_owned())),
+        Some(Value::String(name)) => name,
+        Some(other) => return Err(bad(format!("\"cmd\" must be a string, not {other}"))),
+    };
+    if !COMMANDS.contains(&name.as_str()) {
+        return Err(Reply::error(
+            id,
+            ErrorKind::UnknownCommand,
+            format!(
+                "unknown command \"{name}\"; this daemon knows: {}",
+                COMMANDS.join(", ")
+            ),
+        ));
+    }
+
+    let request = serde_json::from_value::<Request>(value.clone())
+        .map_err(|e| bad(format!("bad arguments for \"{name}\": {e}")))?;
+    // serde's deny_unknown_fields does not reach the unit variants of an internally tagged
+    // enum, so `{"cmd":"shutdown","now":true}` would pass silently; a newer client's
+    // argument must not be ignored without a word.
+    if takes_no_arguments(&request.cmd) {
+        if let Some(extra) = object
+            .keys()
+            .find(|key| !matches!(key.as_str(), "v" | "id" | "cmd"))
+        {
+            return Err(bad(format!(
+                "bad arguments for \"{name}\": unknown field `{extra}`, it takes none"
+            )));
+        }
+    }
+    Ok(request)
+}
+
+fn takes_no_arguments(cmd: &Command) -> bool {
+    match cmd {
+        Command::Shutdown => true,
+        Command::Status { .. }
+        | Command::Start { .. }
+        | Command::Stop { .. }
+        | Command::Restart { .. } => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn line(s: &str) -> Vec<u8> {
+        format!("{s}\n").into_bytes()
+    }
+
+    fn restart(app: &str) -> Command {
+        Command::Restart {
+            app: app.to_owned(),
+        }
+    }
+
+    #[test]
+    fn request_golden_lines() {
+        let cases = [
+            (
+                Request::new(7, restart("backend")),
+                r#"{"v":1,"id":7,"cmd":"restart","app":"backend"}"#,
+            ),
+            (
+                Request::new(1, Command::Status { app: None }),
+                r#"{"v":1,"id":1,"cmd":"status"}"#,
+            ),
+            (
+                Request::new(
+                    2,
+                    Command::Status {
+                        app: Some("backend:1".to_owned()),
+                    },
+                ),
+                r#"{"v":1,"id":2,"cmd":"status","app":"backend:1"}"#,
+            ),
+            (
+                Request::new(
+                    3,
+                    Command::Start {
+                        app: "all".to_owned(),
+                    },
+                ),
+                r#"{"v":1,"id":3,"cmd":"start","app":"all"}"#,
+            ),
+            (
+                Request::new(
+                    4,
+                    Command::Stop {
+                        app: "web".to_owned(),
+                    },
+                ),
+                r#"{"v":1,"id":4,"cmd":"stop","app":"web"}"#,
+            ),
+            (
+                Request::new(5, Command::Shutdown),
+                r#"{"v":1,"id":5,"cmd":"shutdown"}"#,
+            ),
+        ];
+        for (request, golden) in cases {
+            assert_eq!(encode_request(&request), line(golden));
+            assert_eq!(decode_request(golden.as_bytes()), Ok(request.clone()));
+            assert_eq!(decode_request(&line(golden)), Ok(request));
+        }
+    }
+
+    #[test]
+    fn command_names_match_the_wire() {
+        let all = [
+            Command::Status { app: None },
+            Command::Start { app: "a".into() },
+            Command::Stop { app: "a".into() },
+            restart("a"),
+            Command::Shutdown,
+        ];
+        let names: Vec<&str> = all.iter().map(Command::name).collect();
+        assert_eq!(names, COMMANDS);
+        for cmd in all {
+            let wire = serde_json::to_value(Request::new(1, cmd.clone())).unwrap();
+            assert_eq!(wire["cmd"], cmd.name());
+        }
+    }
+
+    #[test]
+    fn reply_golden_lines() {
+        let cases = [
+            (
+                Reply::ok(7, json!({"apps": []})),
+                r#"{"id":7,"ok":true,"data":{"apps":[]}}"#,
+            ),
+            (
+                Reply::ok(8, serde_json::Value::Null),
+                r#"{"id":8,"ok":true}"#,
+            ),
+            (
+                Reply::error(7, ErrorKind::UnknownApp, "no app named \"nope\""),
+                r#"{"id":7,"ok":false,"error":{"kind":"unknown_app","message":"no app named \"nope\""}}"#,
+            ),
+            (
+                Reply::more(9, json!({"line": "a\nb"})),
+                r#"{"id":9,"ok":true,"more":true,"data":{"line":"a\nb"}}"#,
+            ),
+            (
+                Reply::error(0, ErrorKind::TooLarge, "too long"),
+                r#"{"id":0,"ok":false,"error":{"kind":"too_large","message":"too long"}}"#,
+            ),
+        ];
+        for (reply, golden) in cases {
+            assert_eq!(encode_reply(&reply), line(golden));
+            assert_eq!(decode_reply(golden.as_bytes()).unwrap(), reply);
+            assert_eq!(decode_reply(&line(golden)).unwrap(), reply);
+        }
+    }
+
+    #[test]
+    fn every_error_kind_has_its_wire_name() {
+        let kinds = [
+            (ErrorKind::BadRequest, "bad_request"),
+            (ErrorKind::TooLarge, "too_large"),
+            (ErrorKind::Version, "version"),
+            (ErrorKind::UnknownCommand, "unknown_command"),
+            (ErrorKind::UnknownApp, "unknown_app"),
+            (ErrorKind::UnknownInstance, "unknown_instance"),
+            (ErrorKind::ShuttingDown, "shutting_down"),
+        ];
+        for (kind, name) in kinds {
+            assert_eq!(serde_json::to_value(kind).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn decode_reply_rejects_garbage() {
+        assert!(matches!(
+            decode_reply(b"hello\n"),
+            Err(ProtoError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_reply(br#"{"ok":true}"#),
+            Err(ProtoError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_reply(br#"{"id":1,"ok":false}"#),
+            Err(ProtoError::MissingError)
+        ));
+        assert!(matches!(
+            decode_reply(
+                br#"{"id":1,"ok":false,"error":{"kind":"from_the_future","message":"x"}}"#
+            ),
+            Err(ProtoError::Malformed(_))
+        ));
+    }
+
+    const STATUS_GOLDEN: &str = concat!(
+        r#"{"supervisor":{"pid":41,"version":"0.1.0","uptime_ms":5012,"config":"/etc/sup/ecosystem.toml"},"#,
+        r#""apps":[{"name":"backend","instances":[{"index":0,"pid":57,"state":"online","ready":true,"#,
+        r#""restarts":2,"last_reason":"memory","uptime_ms":3000,"memory_bytes":52142080,"cpu_percent":1.5},"#,
+        r#"{"index":1,"pid":null,"state":"backoff","ready":false,"restarts":3,"last_reason":"crash","#,
+        r#""uptime_ms":null,"memory_bytes":null,"cpu_percent":null,"last_exit":"exit 1","next_start_ms":1200}]}]}"#
+    );
+
+    fn status_sample() -> Status {
+        Status {
+            supervisor: SupervisorInfo {
+                pid: 41,
+                version: "0.1.0".to_owned(),
+                uptime_ms: 5012,
+                config: "/etc/sup/ecosystem.toml".to_owned(),
+            },
+            apps: vec![AppStatus {
+                name: "backend".to_owned(),
+                instances: vec![
+                    InstanceStatus {
+                        index: 0,
+                        pid: Some(57),
+                        state: StateName::Online,
+                        ready: true,
+                        restarts: 2,
+                        last_reason: Some(Reason::Memory),
+                        uptime_ms: Some(3000),
+                        memory_bytes: Some(52_142_080),
+                        cpu_percent: Some(1.5),
+                        exit_code: None,
+                        last_exit: None,
+                        next_start_ms: None,
+                    },
+                    InstanceStatus {
+                        index: 1,
+                        pid: None,
+                        state: StateName::Backoff,
+                        ready: false,
+                        restarts: 3,
+                        last_reason: Some(Reason::Crash),
+                        uptime_ms: None,
+                        memory_bytes: None,
+                        cpu_percent: None,
+                        exit_code: None,
+                        last_exit: Some("exit 1".to_owned()),
+                        next_start_ms: Some(1200),
+                    },
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn status_golden_shape() {
+        let status = status_sample();
+        assert_eq!(serde_json::to_string(&status).unwrap(), STATUS_GOLDEN);
+        // Through a serde_json::Value (Reply::data) the keys come out sorted: serde_json
+        // is built without `preserve_order`. Same document, other order.
+        let reply = Reply::ok(3, serde_json::to_value(&status).unwrap());
+        let wire = encode_reply(&reply);
+        assert!(wire.starts_with(br#"{"id":3,"ok":true,"data":{"#));
+        assert!(wire.ends_with(b"}}\n"));
+        let back = decode_reply(&wire).unwrap();
+        assert_eq!(back, reply);
+        assert_eq!(back.data_as::<Status>().unwrap(), status);
+    }
+
+    #[test]
+    fn status_reads_the_design_example_and_tolerates_new_fields() {
+        // DESIGN §6, verbatim, plus a field a later daemon might add.
+        let doc = r#"{"supervisor": {"pid": 41, "version": "0.1.0", "uptime_ms": 5012, "config": "/etc/sup/ecosystem.toml", "later": 1},
+ "apps": [{"name": "backend", "instances": [
+   {"index": 0, "pid": 57, "state": "online", "ready": true, "restarts": 2,
+    "last_reason": "memory", "uptime_ms": 3000, "memory_bytes": 52142080, "cpu_percent": 1.5}]}]}"#;
+        let status: Status = serde_json::from_str(doc).unwrap();
+        let mut expected = status_sample();
+        expected.apps[0].instances.truncate(1);
+        assert_eq!(status, expected);
+    }
+
+    fn rejected(line: &str) -> (u64, ErrorKind, String) {
+        let reply = decode_request(line.as_bytes()).unwrap_err();
+        assert!(!reply.ok);
+        assert!(!reply.more);
+        let error = reply.error.unwrap();
+        (reply.id, error.kind, error.message)
+    }
+
+    #[test]
+    fn decode_request_not_json_or_not_an_object() {
+        let (id, kind, message) = rejected("restart backend");
+        assert_eq!((id, kind), (0, ErrorKind::BadRequest));
+        assert!(
+            message.starts_with("the request is not JSON: "),
+            "{message}"
+        );
+
+        for not_object in [r#"[1,2]"#, r#""status""#, "42", "null"] {
+            assert_eq!(
+                rejected(not_object),
+                (
+                    0,
+                    ErrorKind::BadRequest,
+                    "the request is not a JSON object".to_owned()
+                )
+            );
+        }
+        let (id, kind, _) = rejected("");
+        assert_eq!((id, kind), (0, ErrorKind::BadRequest));
+    }
+
+    #[test]
+    fn decode_request_version_keeps_the_id() {
+        assert_eq!(
+            rejected(r#"{"v":2,"id":7,"cmd":"frobnicate","whatever":[1]}"#),
+            (
+                7,
+                ErrorKind::Version,
+                "this daemon speaks protocol v1, the request is v2".to_owned()
+            )
+        );
+        assert_eq!(
+            rejected(r#"{"id":8,"cmd":"status"}"#),
+            (
+                8,
+                ErrorKind::Version,
+                "this daemon speaks protocol v1, the request has no \"v\"".to_owned()
+            )
+        );
+        assert_eq!(
+            rejected(r#"{"v":"1","id":9,"cmd":"status"}"#),
+            (
+                9,
+                ErrorKind::Version,
+                "this daemon speaks protocol v1, the request is \"1\" (not a version number)"
+                    .to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn decode_request_bad_id() {
+        assert_eq!(
+            rejected(r#"{"v":1,"cmd":"status"}"#),
+            (
+                0,
+                ErrorKind::BadRequest,
+                "the request has no \"id\"".to_owned()
+            )
+        );
+        let (id, kind, message) = rejected(r#"{"v":1,"id":-3,"cmd":"status"}"#);
+        assert_eq!((id, kind), (0, ErrorKind::BadRequest));
+        assert!(
+            message.starts_with("\"id\" must be an integer"),
+            "{message}"
+        );
+        assert!(message.ends_with("not -3"), "{message}");
+    }
+
+    #[test]
+    fn decode_request_unknown_command_keeps_the_id() {
+        assert_eq!(
+            rejected(r#"{"v":1,"id":11,"cmd":"frobnicate"}"#),
+            (
+                11,
+                ErrorKind::UnknownCommand,
+                "unknown command \"frobnicate\"; this daemon knows: status, start, stop, restart, shutdown"
+                    .to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn decode_request_bad_cmd_and_arguments_keep_the_id() {
+        assert_eq!(
+            rejected(r#"{"v":1,"id":12}"#),
+            (
+                12,
+                ErrorKind::BadRequest,
+                "the request has no \"cmd\"".to_owned()
+            )
+        );
+        assert_eq!(
+            rejected(r#"{"v":1,"id":13,"cmd":5}"#),
+            (
+                13,
+                ErrorKind::BadRequest,
+                "\"cmd\" must be a string, not 5".to_owned()
+            )
+        );
+        let cases = [
+            (r#"{"v":1,"id":14,"cmd":"restart"}"#, 14, "missing field"),
+            (
+                r#"{"v":1,"id":15,"cmd":"restart","app":3}"#,
+                15,
+                "invalid type",
+            ),
+            (
+                r#"{"v":1,"id":16,"cmd":"status","colour":"red"}"#,
+                16,
+                "unknown field",
+            ),
+            (
+                r#"{"v":1,"id":17,"cmd":"shutdown","now":true}"#,
+                17,
+                "unknown field",
+            ),
+        ];
+        for (input, want_id, want_text) in cases {
+            let (id, kind, message) = rejected(input);
+            assert_eq!((id, kind), (want_id, ErrorKind::BadRequest), "{input}");
+            assert!(message.starts_with("bad arguments for \""), "{message}");
+            assert!(message.contains(want_text), "{input}: {message}");
+        }
+    }
+}
