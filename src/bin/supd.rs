@@ -1,2 +1,121 @@
-//! supd (to be written).
-fn main() {}
+//! supd: the supervisor daemon. Runs in the foreground (systemd, containers and `&`
+//! daemonize it). Argument parsing, logging setup and exit codes only; everything else
+//! lives in the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use sup::config;
+use sup::control::{server, socket_path};
+
+/// Exit codes (DESIGN §6).
+const EXIT_FATAL: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "supd",
+    version,
+    about = "Keeps the apps of an ecosystem.toml running"
+)]
+struct Args {
+    /// Config file (default: ./ecosystem.toml, then /etc/sup/ecosystem.toml).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Overlay `[app.profile.NAME]` tables on their apps.
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// Control socket path (overrides $SUP_SOCKET and the config).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Validate the config, print a summary or every error, start nothing.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_CONFIG } else { 0 });
+        }
+    };
+    init_tracing();
+
+    let path = match args.config.clone().or_else(default_config) {
+        Some(path) => path,
+        None => {
+            eprintln!("supd: no config file: pass -c FILE, or create ./ecosystem.toml or /etc/sup/ecosystem.toml");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
+    let config = match config::load(&path, args.profile.as_deref(), cpus) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "supd: {} in {}; nothing started",
+                plural(errors.0.len(), "error"),
+                path.display()
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if args.check {
+        println!("{}", config::validate::summary(&config));
+        return ExitCode::SUCCESS;
+    }
+
+    let socket = socket_path::resolve(args.socket.as_deref(), config.supervisor.socket.as_deref());
+    if nix::unistd::getpid().as_raw() != 1 {
+        if let Err(e) = sup::process::reaper::become_subreaper() {
+            tracing::warn!(
+                "cannot become a child subreaper ({e}); orphans of apps will escape to init"
+            );
+        }
+    }
+    // Bound before any thread exists: binding sets the process-wide umask for an instant.
+    let listener = match server::bind(&socket) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("supd: {e}");
+            return ExitCode::from(EXIT_FATAL);
+        }
+    };
+    let code = sup::runtime::run(config, listener, socket);
+    ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FATAL))
+}
+
+fn default_config() -> Option<PathBuf> {
+    ["ecosystem.toml", "/etc/sup/ecosystem.toml"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .map(Path::to_path_buf)
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// supd's own diagnostics go to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}

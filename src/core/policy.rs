@@ -162,7 +162,8 @@ mod tests {
         let crash = Exited(ExitStatus::Code(1));
         let clean = Exited(ExitStatus::Code(0));
         let killed = Exited(ExitStatus::Signal(9));
-        let table: &[(RestartMode, RunEnd, Duration, u32, (u32, Decision))] = &[
+        type Row = (RestartMode, RunEnd, Duration, u32, (u32, Decision));
+        let table: &[Row] = &[
             (
                 RestartMode::Always,
                 clean,

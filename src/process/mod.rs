@@ -1,1 +1,11 @@
-//! Processes (to be written).
+//! Processes: what to run ([`spec`]), forking and exec'ing it ([`mod@spawn`]), the single
+//! reaper ([`reaper`]) and signalling process groups ([`kill`]). Nothing here knows the
+//! lifecycle; the runtime calls these and turns the results into events.
+
+pub mod kill;
+pub mod reaper;
+pub mod spawn;
+pub mod spec;
+
+pub use spawn::{spawn, SpawnError, Spawned};
+pub use spec::SpawnSpec;

@@ -1,1 +1,281 @@
-//! The event loop (to be written).
+//! The imperative shell: one task owns the [`State`], waits for the next event (a signal,
+//! a control request, a timer), runs [`core::handle`] and performs the effects
+//! (`exec.rs`). It decides nothing itself.
+//!
+//! supd runs tokio's current-thread runtime on its main thread. Forks happen on that
+//! thread too: it lives as long as supd, which is what `PR_SET_PDEATHSIG` needs (the
+//! signal fires when the forking *thread* exits), and because the spawn and the reaper run
+//! on the same thread, an exit can never be reaped before its spawn is registered.
+
+mod exec;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::control::proto::ErrorBody;
+use crate::control::server::{self, ControlRequest};
+use crate::core::{self, Event, Gen, ReqId, Slot, State, Time, Timer};
+use crate::logs::Logs;
+
+/// How long supd waits, after the last instance is gone, for log pipes held by stray
+/// descendants to reach EOF before it exits anyway.
+const LOG_DRAIN: Duration = Duration::from_secs(2);
+
+/// Run supd until it shuts down; returns the process exit code.
+pub fn run(config: Config, listener: UnixListener, socket: PathBuf) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the event loop: {e}");
+            return 1;
+        }
+    };
+    let path = socket.clone();
+    let code = rt.block_on(async move {
+        match Runtime::new(config, listener, path) {
+            Ok(runtime) => runtime.run().await,
+            Err(e) => {
+                tracing::error!("{e}");
+                1
+            }
+        }
+    });
+    let _ = std::fs::remove_file(&socket);
+    code
+}
+
+/// A leader not yet reaped.
+struct Proc {
+    slot: Slot,
+    gen: Gen,
+    exec_status: OwnedFd,
+}
+
+struct Runtime {
+    state: State,
+    start: Instant,
+    /// supd's environment, the base of every child's.
+    base_env: Vec<(String, String)>,
+    /// Leaders by pid.
+    procs: HashMap<i32, Proc>,
+    /// Process groups that may still have members, by pgid: only these may be signalled.
+    groups: HashMap<i32, (Slot, Gen)>,
+    /// Groups whose leader was reaped while other members lived.
+    draining: Vec<i32>,
+    timers: BinaryHeap<Reverse<(Time, Timer)>>,
+    replies: HashMap<ReqId, oneshot::Sender<Result<serde_json::Value, ErrorBody>>>,
+    next_req: ReqId,
+    requests: mpsc::Receiver<ControlRequest>,
+    logs: Logs,
+    /// Events produced by performing effects (spawn results), handled before anything else.
+    feedback: VecDeque<Event>,
+    exit: Option<i32>,
+    orphans_reaped: u64,
+}
+
+impl Runtime {
+    fn new(config: Config, listener: UnixListener, socket: PathBuf) -> Result<Runtime, String> {
+        let files = config
+            .apps
+            .iter()
+            .map(|app| {
+                let file = config.supervisor.log_dir.join(format!("{}.log", app.name));
+                (app.name.clone(), file)
+            })
+            .collect();
+        let logs = Logs::start(files).map_err(|e| {
+            format!(
+                "cannot open the app logs under {}: {e}",
+                config.supervisor.log_dir.display()
+            )
+        })?;
+        let (tx, requests) = mpsc::channel(64);
+        server::serve(listener, tx)
+            .map_err(|e| format!("cannot serve {}: {e}", socket.display()))?;
+        let pid = std::process::id() as i32;
+        tracing::info!(
+            "supd {} (pid {pid}) managing {} apps from {}, control socket {}",
+            env!("CARGO_PKG_VERSION"),
+            config.apps.len(),
+            config.path.display(),
+            socket.display()
+        );
+        Ok(Runtime {
+            state: State::new(&config, pid, env!("CARGO_PKG_VERSION")),
+            start: Instant::now(),
+            base_env: std::env::vars_os()
+                .map(|(k, v)| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.to_string_lossy().into_owned(),
+                    )
+                })
+                .collect(),
+            procs: HashMap::new(),
+            groups: HashMap::new(),
+            draining: Vec::new(),
+            timers: BinaryHeap::new(),
+            replies: HashMap::new(),
+            next_req: 1,
+            requests,
+            logs,
+            feedback: VecDeque::new(),
+            exit: None,
+            orphans_reaped: 0,
+        })
+    }
+
+    fn now(&self) -> Time {
+        self.start.elapsed()
+    }
+
+    async fn run(mut self) -> i32 {
+        let signals = (
+            signal(SignalKind::child()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        );
+        let (mut chld, mut term, mut int, mut hup) = match signals {
+            (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
+            _ => {
+                tracing::error!("cannot install signal handlers");
+                return 1;
+            }
+        };
+        let mut interrupts = 0;
+        self.dispatch(Event::Boot);
+        while self.exit.is_none() {
+            let next = self.timers.peek().map(|Reverse((at, _))| *at);
+            let sleep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until((self.start + at).into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = chld.recv() => self.reap(),
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM: shutting down");
+                    self.dispatch(Event::ShutdownSignal { force: false });
+                }
+                _ = int.recv() => {
+                    interrupts += 1;
+                    let force = interrupts > 1;
+                    tracing::info!("SIGINT: {}", if force { "killing everything now" } else { "shutting down (SIGINT again to kill at once)" });
+                    self.dispatch(Event::ShutdownSignal { force });
+                }
+                _ = hup.recv() => {
+                    tracing::warn!("SIGHUP: re-reading the config is not supported yet; nothing changed");
+                }
+                Some(request) = self.requests.recv() => {
+                    let req = self.next_req;
+                    self.next_req += 1;
+                    self.replies.insert(req, request.reply);
+                    self.dispatch(Event::Request { req, cmd: request.cmd });
+                }
+                _ = sleep => self.fire_timers(),
+            }
+        }
+        let code = self.exit.unwrap_or(1);
+        // Let connection tasks write the last replies (shutdown's) before the loop stops.
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        exec::sweep_adopted_orphans();
+        self.logs.finish(LOG_DRAIN).await;
+        tracing::info!("supd exits with code {code}");
+        code
+    }
+
+    /// Handle one event, then every event its effects produce, in order.
+    fn dispatch(&mut self, event: Event) {
+        self.feedback.push_back(event);
+        while let Some(event) = self.feedback.pop_front() {
+            let now = self.now();
+            let effects = core::handle(&mut self.state, event, now);
+            for effect in effects {
+                self.perform(effect);
+            }
+        }
+        self.check_draining();
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.now();
+        while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            self.dispatch(Event::Timer(timer));
+        }
+    }
+
+    /// SIGCHLD: reap everything, then report leaders (after any orphans of their group
+    /// were reaped in the same pass, so the group check sees them gone).
+    fn reap(&mut self) {
+        let mut leaders = Vec::new();
+        for (pid, status) in crate::process::reaper::reap_all() {
+            match self.procs.remove(&pid) {
+                Some(proc) => leaders.push((pid, proc, status)),
+                None => {
+                    self.orphans_reaped += 1;
+                    tracing::debug!("reaped adopted orphan pid {pid} ({status:?})");
+                }
+            }
+        }
+        for (pid, proc, status) in leaders {
+            if let Some(error) = crate::process::spawn::read_exec_error(&proc.exec_status) {
+                self.groups.remove(&pid);
+                self.dispatch(Event::SpawnFailed {
+                    slot: proc.slot,
+                    gen: proc.gen,
+                    error,
+                });
+                continue;
+            }
+            let group_alive = crate::process::kill::group_alive(pid);
+            if group_alive {
+                self.draining.push(pid);
+            } else {
+                self.groups.remove(&pid);
+            }
+            self.dispatch(Event::Exited {
+                slot: proc.slot,
+                gen: proc.gen,
+                status,
+                group_alive,
+            });
+        }
+        self.check_draining();
+    }
+
+    /// Report every draining group that has no member left.
+    fn check_draining(&mut self) {
+        if self.draining.is_empty() {
+            return;
+        }
+        let (gone, alive): (Vec<i32>, Vec<i32>) = std::mem::take(&mut self.draining)
+            .into_iter()
+            .partition(|&pgid| !crate::process::kill::group_alive(pgid));
+        self.draining = alive;
+        for pgid in gone {
+            if let Some((slot, gen)) = self.groups.remove(&pgid) {
+                self.dispatch(Event::GroupGone { slot, gen });
+            }
+        }
+    }
+}

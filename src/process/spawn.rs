@@ -1,0 +1,378 @@
+//! fork + exec of one instance, by hand rather than with `std::process::Command`.
+//!
+//! Why not `Command`: when exec fails, std waits for the failed child itself, racing
+//! supd's single `waitpid(-1)` reaper (and panicking when the reaper wins). Doing the
+//! fork ourselves also lets the child report *which* step failed.
+//!
+//! Everything the child needs (C strings, pointer arrays, group list, fds) is prepared
+//! before `fork`, because between `fork` and `exec` a child of a multi-threaded process
+//! may only make async-signal-safe calls: no allocation, no locks. The child therefore
+//! uses raw `libc` calls, each with a `// SAFETY:` note.
+//!
+//! The parent does not wait for exec: the child writes `(step, errno)` to a CLOEXEC pipe
+//! if a step fails, and the runtime reads that pipe when it reaps the pid (exec success
+//! closes the pipe empty). So spawning never blocks the event loop on the child.
+
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::unistd::{Gid, Group, Uid, User};
+
+use super::spec::SpawnSpec;
+
+/// A started child.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Its pid, which is also its process group id.
+    pub pid: i32,
+    /// Read end of its stdout.
+    pub stdout: OwnedFd,
+    /// Read end of its stderr.
+    pub stderr: OwnedFd,
+    /// Read end of the exec-status pipe: empty at EOF if exec succeeded, else 8 bytes
+    /// (see [`read_exec_error`]).
+    pub exec_status: OwnedFd,
+}
+
+/// A spawn that failed before the child could exec.
+#[derive(Debug, thiserror::Error)]
+#[error("{label}: {stage}: {source}")]
+pub struct SpawnError {
+    /// `app:index`.
+    pub label: String,
+    /// The step that failed: `command not found`, `user`, `pipe`, `fork`, `exec`...
+    pub stage: String,
+    /// The OS error.
+    pub source: io::Error,
+}
+
+/// The steps the child can fail at, as written to the exec-status pipe.
+const STAGES: [&str; 6] = [
+    "setsid",
+    "stdio",
+    "chdir",
+    "setgroups",
+    "setgid/setuid",
+    "exec",
+];
+
+/// Fork and exec `spec`. The child leads a new session (and process group), gets
+/// `/dev/null` as stdin and pipes as stdout/stderr, dies with SIGKILL if supd's spawning
+/// thread dies, and inherits no other fd.
+pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
+    let fail = |stage: &str, source: io::Error| SpawnError {
+        label: spec.label.clone(),
+        stage: stage.to_string(),
+        source,
+    };
+    let program = resolve_program(spec).map_err(|e| fail("command not found", e))?;
+    let creds = match &spec.user {
+        Some(user) => Some(credentials(user, spec.group.as_deref()).map_err(|e| fail("user", e))?),
+        None => match &spec.group {
+            Some(group) => Some(group_only(group).map_err(|e| fail("group", e))?),
+            None => None,
+        },
+    };
+    let mut env = spec.env.clone();
+    if let Some(c) = creds.as_ref().and_then(|c| c.user.as_ref()) {
+        // What login(1) and systemd's User= set; an app's own env wins.
+        env.entry("USER".into()).or_insert_with(|| c.name.clone());
+        env.entry("LOGNAME".into())
+            .or_insert_with(|| c.name.clone());
+        env.entry("HOME".into())
+            .or_insert_with(|| c.home.to_string_lossy().into_owned());
+    }
+
+    let path = cstring(program.as_os_str().as_bytes()).map_err(|e| fail("exec", e))?;
+    let argv = spec
+        .argv
+        .iter()
+        .map(|a| cstring(a.as_bytes()))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(|e| fail("exec", e))?;
+    let envp = env
+        .iter()
+        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(|e| fail("exec", e))?;
+    let cwd = cstring(spec.cwd.as_os_str().as_bytes()).map_err(|e| fail("chdir", e))?;
+    let argv_ptrs = null_terminated(&argv);
+    let envp_ptrs = null_terminated(&envp);
+
+    let devnull = File::open("/dev/null").map_err(|e| fail("stdin", e))?;
+    let (out_r, out_w) = pipe().map_err(|e| fail("pipe", e))?;
+    let (err_r, err_w) = pipe().map_err(|e| fail("pipe", e))?;
+    let (status_r, status_w) = pipe().map_err(|e| fail("pipe", e))?;
+    let parent = nix::unistd::getpid().as_raw();
+
+    let child = ChildPlan {
+        path: &path,
+        argv: &argv_ptrs,
+        envp: &envp_ptrs,
+        cwd: &cwd,
+        stdin: devnull.as_raw_fd(),
+        stdout: out_w.as_raw_fd(),
+        stderr: err_w.as_raw_fd(),
+        status: status_w.as_raw_fd(),
+        parent,
+        creds: creds.as_ref(),
+    };
+    // SAFETY: the child branch only runs `ChildPlan::exec`, which makes async-signal-safe
+    // libc calls on memory prepared above and never returns.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => child.exec(),
+        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Spawned {
+            pid: child.as_raw(),
+            stdout: out_r,
+            stderr: err_r,
+            exec_status: status_r,
+        }),
+        Err(e) => Err(fail("fork", e.into())),
+    }
+    // The write ends (and /dev/null) drop here in the parent, so EOF on the pipes means
+    // the child's side is closed.
+}
+
+/// After the child was reaped: the failed step and OS error if it never reached exec.
+pub fn read_exec_error(exec_status: &OwnedFd) -> Option<String> {
+    let mut buf = [0u8; 8];
+    // The child has exited, so whatever it wrote is already in the pipe: read cannot block.
+    match nix::unistd::read(exec_status, &mut buf) {
+        Ok(8) => {
+            let stage = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+            let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+            let stage = STAGES.get(stage).copied().unwrap_or("exec");
+            Some(format!("{stage}: {}", io::Error::from_raw_os_error(errno)))
+        }
+        _ => None,
+    }
+}
+
+/// Resolved identity for a child that changes user or group.
+#[derive(Debug)]
+struct Credentials {
+    user: Option<UserInfo>,
+    gid: Gid,
+    groups: Vec<Gid>,
+}
+
+#[derive(Debug)]
+struct UserInfo {
+    name: String,
+    uid: Uid,
+    home: PathBuf,
+}
+
+/// `user` (name or uid) and optional `group`: the uid, primary gid, and the supplementary
+/// groups of the user (initgroups), resolved before fork because NSS lookups allocate.
+fn credentials(user: &str, group: Option<&str>) -> io::Result<Credentials> {
+    let found = match user.parse::<u32>() {
+        Ok(uid) => User::from_uid(Uid::from_raw(uid))?,
+        Err(_) => User::from_name(user)?,
+    };
+    let found = found.ok_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, format!("no user named `{user}`"))
+    })?;
+    let gid = match group {
+        Some(g) => lookup_group(g)?,
+        None => found.gid,
+    };
+    let cname = cstring(found.name.as_bytes())?;
+    let mut groups = nix::unistd::getgrouplist(&cname, gid)?;
+    if !groups.contains(&gid) {
+        groups.push(gid);
+    }
+    Ok(Credentials {
+        user: Some(UserInfo {
+            name: found.name,
+            uid: found.uid,
+            home: found.dir,
+        }),
+        gid,
+        groups,
+    })
+}
+
+fn group_only(group: &str) -> io::Result<Credentials> {
+    let gid = lookup_group(group)?;
+    Ok(Credentials {
+        user: None,
+        gid,
+        groups: vec![gid],
+    })
+}
+
+fn lookup_group(group: &str) -> io::Result<Gid> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(Gid::from_raw(gid));
+    }
+    Group::from_name(group)?
+        .map(|g| g.gid)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no group named `{group}`")))
+}
+
+/// `argv[0]` as a path: as given when it contains a `/` (relative to the child's cwd),
+/// else the first executable match in the child's `PATH`.
+fn resolve_program(spec: &SpawnSpec) -> io::Result<PathBuf> {
+    let Some(name) = spec.argv.first() else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty cmd"));
+    };
+    if name.contains('/') {
+        let path = Path::new(name);
+        let full = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            spec.cwd.join(path)
+        };
+        // Checked here for a clear error; exec reports anything that changes meanwhile.
+        std::fs::metadata(&full)?;
+        return Ok(full);
+    }
+    let search = spec
+        .env
+        .get("PATH")
+        .map(String::as_str)
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in search.split(':').filter(|d| !d.is_empty()) {
+        let dir = Path::new(dir);
+        let dir = if dir.is_absolute() {
+            dir.to_path_buf()
+        } else {
+            spec.cwd.join(dir)
+        };
+        let candidate = dir.join(name);
+        if is_executable(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("`{name}` is not in PATH ({search})"),
+    ))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn cstring(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("contains a NUL byte: {:?}", OsStr::from_bytes(bytes)),
+        )
+    })
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)
+}
+
+/// Everything the child uses between fork and exec, borrowed from the parent's memory.
+struct ChildPlan<'a> {
+    path: &'a CString,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    cwd: &'a CString,
+    stdin: i32,
+    stdout: i32,
+    stderr: i32,
+    status: i32,
+    parent: i32,
+    creds: Option<&'a Credentials>,
+}
+
+impl ChildPlan<'_> {
+    /// Runs in the forked child: set up and exec, or report the failed step and `_exit(127)`.
+    fn exec(&self) -> ! {
+        // SAFETY: async-signal-safe calls only (setsid, prctl, getppid, sigprocmask,
+        // signal, dup2, chdir, setgroups, setgid, setuid, syscall, execve, write, _exit),
+        // on pointers into memory that stays valid in the child's copy of the address space.
+        unsafe {
+            if libc::setsid() < 0 {
+                self.fail(0);
+            }
+            // If supd dies, its instances die too instead of running unsupervised. The
+            // signal fires when the forking *thread* exits, which is supd's main thread.
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            if libc::getppid() != self.parent {
+                // supd died between fork and prctl: the death signal will never come.
+                libc::_exit(1);
+            }
+            // Rust ignores SIGPIPE and tokio may block signals; children expect defaults.
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            if libc::dup2(self.stdin, 0) < 0
+                || libc::dup2(self.stdout, 1) < 0
+                || libc::dup2(self.stderr, 2) < 0
+            {
+                self.fail(1);
+            }
+            if libc::chdir(self.cwd.as_ptr()) < 0 {
+                self.fail(2);
+            }
+            if let Some(creds) = self.creds {
+                // setgroups and setgid first: after setuid we no longer may.
+                let groups: &[Gid] = &creds.groups;
+                if libc::setgroups(groups.len(), groups.as_ptr().cast()) < 0 {
+                    self.fail(3);
+                }
+                if libc::setgid(creds.gid.as_raw()) < 0 {
+                    self.fail(4);
+                }
+                if let Some(user) = &creds.user {
+                    if libc::setuid(user.uid.as_raw()) < 0 {
+                        self.fail(4);
+                    }
+                }
+            }
+            // Belt and braces over O_CLOEXEC everywhere: nothing but 0, 1, 2 reaches the
+            // app even if some library opened an fd without the flag. Errors are ignored:
+            // kernels before 5.11 lack the flag, and everything of ours is CLOEXEC anyway.
+            libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr());
+            self.fail(5)
+        }
+    }
+
+    /// Report step `stage` with the current errno to the parent and exit.
+    fn fail(&self, stage: u32) -> ! {
+        // SAFETY: errno location, write and _exit are async-signal-safe; the buffer is on
+        // the stack.
+        unsafe {
+            let errno = *libc::__errno_location();
+            let mut buf = [0u8; 8];
+            buf[..4].copy_from_slice(&stage.to_ne_bytes());
+            buf[4..].copy_from_slice(&errno.to_ne_bytes());
+            libc::write(self.status, buf.as_ptr().cast(), buf.len());
+            libc::_exit(127)
+        }
+    }
+}

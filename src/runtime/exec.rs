@@ -1,0 +1,134 @@
+//! Performing effects: spawn, signal, timers, replies, log lines, exit.
+
+use std::cmp::Reverse;
+use std::sync::Arc;
+
+use super::{Proc, Runtime};
+use crate::core::{Effect, Event, Level};
+use crate::logs::{Stream, StreamMeta};
+use crate::process::{self, SpawnSpec};
+
+impl Runtime {
+    pub(super) fn perform(&mut self, effect: Effect) {
+        match effect {
+            Effect::Spawn { slot, gen } => {
+                let app = &self.state.apps[slot.app].config;
+                let spec = SpawnSpec::new(app, slot.index, self.base_env.iter().cloned());
+                let name: Arc<str> = Arc::from(app.name.as_str());
+                let event = match process::spawn(&spec) {
+                    Ok(child) => {
+                        let pid = child.pid;
+                        for (stream, fd) in
+                            [(Stream::Out, child.stdout), (Stream::Err, child.stderr)]
+                        {
+                            let meta = StreamMeta {
+                                app: name.clone(),
+                                index: slot.index,
+                                pid,
+                                stream,
+                            };
+                            if let Err(e) = self.logs.attach(meta, fd) {
+                                tracing::warn!("{}: cannot read its output: {e}", spec.label);
+                            }
+                        }
+                        self.procs.insert(
+                            pid,
+                            Proc {
+                                slot,
+                                gen,
+                                exec_status: child.exec_status,
+                            },
+                        );
+                        self.groups.insert(pid, (slot, gen));
+                        Event::Spawned { slot, gen, pid }
+                    }
+                    Err(e) => Event::SpawnFailed {
+                        slot,
+                        gen,
+                        error: format!("{}: {}", e.stage, e.source),
+                    },
+                };
+                self.feedback.push_back(event);
+            }
+            Effect::Signal {
+                slot,
+                gen,
+                pgid,
+                signal,
+            } => {
+                // Only a group we spawned and have not seen empty: never a reused pid.
+                if self.groups.get(&pgid) == Some(&(slot, gen)) {
+                    if let Err(e) = process::kill::signal_group(pgid, signal) {
+                        tracing::warn!(
+                            "{}: cannot signal process group {pgid}: {e}",
+                            self.state.label(slot)
+                        );
+                    }
+                }
+            }
+            Effect::SetTimer { at, timer } => self.timers.push(Reverse((at, timer))),
+            Effect::Reply { req, outcome } => {
+                if let Some(reply) = self.replies.remove(&req) {
+                    // The client may have gone away; nothing to do then.
+                    let _ = reply.send(outcome);
+                }
+            }
+            Effect::Log { level, message } => match level {
+                Level::Info => tracing::info!("{message}"),
+                Level::Warn => tracing::warn!("{message}"),
+                Level::Error => tracing::error!("{message}"),
+            },
+            Effect::Exit { code } => self.exit = Some(code),
+        }
+    }
+}
+
+/// At exit: processes that escaped their instance's group (a daemon that called setsid)
+/// were re-parented to supd when their parent died. Kill them rather than leave them
+/// running unsupervised once supd is gone, then reap them.
+pub(super) fn sweep_adopted_orphans() {
+    let me = std::process::id() as i32;
+    let children = children_of(me);
+    if children.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        "killing {} leftover processes that escaped their app's process group: {:?}",
+        children.len(),
+        children
+    );
+    for pid in &children {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    // SIGKILL is not ignorable, so the children become zombies promptly; reap them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while std::time::Instant::now() < deadline && !children_of(me).is_empty() {
+        process::reaper::reap_all();
+        std::thread::yield_now();
+    }
+    process::reaper::reap_all();
+}
+
+/// Pids whose parent is `ppid`, from /proc.
+fn children_of(ppid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let name = entry.ok()?.file_name();
+        let pid: i32 = name.to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name may contain spaces and parentheses: fields resume after the
+        // last ')'. Field 2 after it is the parent pid; a zombie (state Z) is not a child
+        // we need to kill, only to reap.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let mut fields = rest.split_whitespace();
+        let state = fields.next()?;
+        let parent: i32 = fields.next()?.parse().ok()?;
+        (parent == ppid && state != "Z").then_some(pid)
+    })
+    .collect()
+}
