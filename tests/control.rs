@@ -1,0 +1,186 @@
+//! The control socket: bad input gets error replies, the daemon and the connection stay
+//! up; socket ownership (stale replaced, live refused); supctl's exit codes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn send(conn: &mut BufReader<UnixStream>, line: &[u8]) -> Value {
+    conn.get_mut().write_all(line).expect("write");
+    let mut reply = String::new();
+    conn.read_line(&mut reply).expect("read reply");
+    serde_json::from_str(&reply).unwrap_or_else(|e| panic!("bad reply {reply:?}: {e}"))
+}
+
+#[test]
+fn bad_requests_get_error_replies_on_a_connection_that_stays_up() {
+    let sb = Sandbox::new();
+    let d = sb.start(&sb.config(&kit_app("a", &["sleep"], "")));
+    let stream = UnixStream::connect(sb.socket()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut conn = BufReader::new(stream);
+
+    let cases: &[(&[u8], &str)] = &[
+        (b"this is not json\n", "bad_request"),
+        (b"[1,2,3]\n", "bad_request"),
+        (
+            b"{\"v\":1,\"id\":5,\"cmd\":\"explode\"}\n",
+            "unknown_command",
+        ),
+        (b"{\"v\":2,\"id\":6,\"cmd\":\"status\"}\n", "version"),
+        (
+            b"{\"v\":1,\"id\":7,\"cmd\":\"restart\",\"app\":\"nope\"}\n",
+            "unknown_app",
+        ),
+        (b"{\"v\":1,\"id\":8,\"cmd\":\"stop\"}\n", "bad_request"),
+        (b"\xff\xfe\n", "bad_request"),
+    ];
+    for (line, kind) in cases {
+        let reply = send(&mut conn, line);
+        assert_eq!(reply["ok"], false, "{reply}");
+        assert_eq!(
+            reply["error"]["kind"],
+            *kind,
+            "{}: {reply}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    let big = [vec![b'x'; 200 * 1024], b"\n".to_vec()].concat();
+    let reply = send(&mut conn, &big);
+    assert_eq!(reply["error"]["kind"], "too_large");
+    // The id comes back even when the rest of the request is wrong.
+    let reply = send(
+        &mut conn,
+        b"{\"v\":1,\"id\":7,\"cmd\":\"restart\",\"app\":\"nope\"}\n",
+    );
+    assert_eq!(reply["id"], 7);
+    // The same connection still works, and so does the daemon.
+    let reply = send(&mut conn, b"{\"v\":1,\"id\":9,\"cmd\":\"status\"}\n");
+    assert_eq!(
+        (reply["id"].clone(), reply["ok"].clone()),
+        (9.into(), true.into())
+    );
+    assert_eq!(reply["data"]["apps"][0]["name"], "a");
+    d.assert_running();
+}
+
+#[test]
+fn a_client_that_hangs_up_mid_request_does_not_hurt() {
+    let sb = Sandbox::new();
+    let d = sb.start(&sb.config(&kit_app("a", &["sleep"], "")));
+    for _ in 0..20 {
+        let mut s = UnixStream::connect(sb.socket()).expect("connect");
+        let _ = s.write_all(b"{\"v\":1,\"id\":1,\"cmd\":\"sta");
+    }
+    for _ in 0..5 {
+        let mut s = UnixStream::connect(sb.socket()).expect("connect");
+        let _ = s.write_all(b"{\"v\":1,\"id\":1,\"cmd\":\"status\"}\n");
+        // Gone before the reply.
+    }
+    d.json(&["status"]);
+}
+
+#[test]
+fn the_socket_is_0660_in_a_0750_directory() {
+    let sb = Sandbox::new();
+    let sock = sb.dir.join("run/sub/s.sock");
+    let cfg = sb.write(
+        "eco.toml",
+        &format!(
+            "[supervisor]\nsocket = \"{}\"\nlog_dir = \"{}\"\n",
+            sock.display(),
+            sb.dir.join("logs").display()
+        ),
+    );
+    let d = sb.spawn_supd(&["-c", cfg.to_str().expect("utf-8")]);
+    wait_until(Duration::from_secs(10), "the socket", || {
+        supctl(&sock, &["status"]).status.success().then_some(())
+    });
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&sock), 0o660);
+    assert_eq!(mode(sock.parent().expect("dir")), 0o750);
+    drop(d);
+}
+
+#[test]
+fn a_stale_socket_is_replaced_and_a_live_one_refused() {
+    let sb = Sandbox::new();
+    // A socket file nobody listens on, as a crashed supd leaves behind.
+    drop(UnixListener::bind(sb.socket()).expect("bind"));
+    assert!(sb.socket().exists());
+    let cfg = sb.config(&kit_app("a", &["sleep"], ""));
+    let first = sb.start(&cfg);
+
+    let mut second = sb.spawn_supd(&["-c", cfg.to_str().expect("utf-8")]);
+    assert_eq!(second.wait_exit(Duration::from_secs(10)), Some(1));
+    let err = second.stderr_text();
+    assert!(
+        err.contains(&format!("another supd is running (pid {})", first.pid())),
+        "{err}"
+    );
+    first.json(&["status"]);
+}
+
+#[test]
+fn supctl_exit_codes_and_messages() {
+    let sb = Sandbox::new();
+    let missing = sb.dir.join("nobody.sock");
+    let out = supctl(&missing, &["status"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+
+    let d = sb.start(&sb.config(&kit_app("a", &["sleep"], "")));
+    let out = d.supctl(&["restart", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no app named `nope`"));
+    let out = d.supctl(&["--json", "restart", "a:3"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json error document");
+    assert_eq!(v["error"]["kind"], "unknown_instance");
+    let out = d.supctl(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn supctl_status_json_has_the_contract_shape() {
+    let sb = Sandbox::new();
+    let d = sb.start(&sb.config(&kit_app("backend", &["sleep"], "instances = 2")));
+    d.wait_instance("backend", 1, "online", |r| r["state"] == "online");
+    let v = d.json(&["status"]);
+    assert_eq!(v["supervisor"]["pid"], d.pid());
+    assert_eq!(v["supervisor"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["supervisor"]["uptime_ms"].is_u64());
+    assert!(v["supervisor"]["config"]
+        .as_str()
+        .expect("config")
+        .ends_with("ecosystem.toml"));
+    let i = &v["apps"][0]["instances"][1];
+    for key in [
+        "index",
+        "pid",
+        "state",
+        "ready",
+        "restarts",
+        "last_reason",
+        "uptime_ms",
+        "memory_bytes",
+        "cpu_percent",
+    ] {
+        assert!(i.get(key).is_some(), "missing {key} in {i}");
+    }
+    assert_eq!(i["ready"], true);
+    let one = d.json(&["status", "backend:1"]);
+    assert_eq!(
+        one["apps"][0]["instances"].as_array().map(Vec::len),
+        Some(1)
+    );
+}

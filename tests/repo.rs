@@ -1,0 +1,69 @@
+//! Facts about the repository itself: the core stays pure, the README's config reference
+//! names only keys that exist.
+
+use std::path::Path;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_core_touches_no_os_and_reads_no_clock() {
+    // Spelled in pieces so this file does not match itself.
+    let banned = [
+        ["tok", "io::"].concat(),
+        ["ni", "x::"].concat(),
+        ["sys", "info"].concat(),
+        ["std::", "fs"].concat(),
+        ["std::", "process"].concat(),
+        ["Instant::", "now"].concat(),
+    ];
+    let dir = root().join("src/core");
+    for entry in std::fs::read_dir(&dir).expect("src/core") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read");
+        for word in &banned {
+            assert!(
+                !text.contains(word.as_str()),
+                "{} mentions `{word}`",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_readme_config_reference_names_real_keys() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let start = readme
+        .find("<!-- config-keys -->")
+        .expect("config reference marker");
+    let end = readme
+        .find("<!-- /config-keys -->")
+        .expect("config reference end marker");
+    let known: Vec<&str> = sup::config::raw::SUPERVISOR_KEYS
+        .iter()
+        .chain(sup::config::raw::APP_KEYS)
+        .copied()
+        .collect();
+    let mut seen = 0;
+    for line in readme[start..end].lines() {
+        // Table rows: | `key` | ...
+        let Some(rest) = line.strip_prefix("| `") else {
+            continue;
+        };
+        let key = rest.split('`').next().expect("key");
+        assert!(
+            known.contains(&key),
+            "README documents `{key}`, which the config does not know"
+        );
+        seen += 1;
+    }
+    for key in &known {
+        assert!(
+            readme[start..end].contains(&format!("| `{key}`")),
+            "README's config reference lacks `{key}`"
+        );
+    }
+    assert!(seen >= known.len());
+}
