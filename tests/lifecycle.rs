@@ -309,3 +309,52 @@ fn both_streams_reach_the_log_in_the_text_format() {
         assert!(rest.starts_with(&format!("talker:0 {stream} | ")), "{line}");
     }
 }
+
+#[test]
+fn user_and_group_switch_all_three_ids() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: switching users needs supd to run as root");
+        return;
+    }
+    let sb = Sandbox::new();
+    let app = kit_app(
+        "dropped",
+        &["print-env"],
+        "user = \"nobody\"\ngroup = \"nogroup\"",
+    );
+    let d = sb.start(&sb.config(&app));
+    sb.wait_log("dropped", "env-done");
+    let pid = d.instance("dropped", 0)["pid"].as_i64().expect("pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| {
+                l[name.len()..]
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .expect("field")
+    };
+    let nobody = nix::unistd::User::from_name("nobody")
+        .expect("nss")
+        .expect("nobody");
+    let uid = nobody.uid.to_string();
+    let gid = nix::unistd::Group::from_name("nogroup")
+        .expect("nss")
+        .expect("nogroup")
+        .gid
+        .to_string();
+    assert_eq!(field("Uid:"), [uid.as_str(); 4].join(" "));
+    assert_eq!(field("Gid:"), [gid.as_str(); 4].join(" "));
+    // initgroups: the supplementary groups are nobody's, not root's.
+    assert!(
+        !field("Groups:").split(' ').any(|g| g == "0"),
+        "{}",
+        field("Groups:")
+    );
+    let log = sb.read_log("dropped");
+    assert!(log.contains("env USER=nobody"), "{log}");
+}

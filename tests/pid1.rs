@@ -43,6 +43,19 @@ fn descendants(root: i32) -> Vec<(i32, String)> {
     all
 }
 
+/// Kills `unshare` if the test fails half-way; `--kill-child` then takes supd down, and
+/// with it the whole namespace.
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[test]
 fn as_pid_1_supd_reaps_orphans_and_exits_cleanly() {
     let probe = Command::new("unshare")
@@ -61,17 +74,19 @@ fn as_pid_1_supd_reaps_orphans_and_exits_cleanly() {
     .concat();
     let cfg = sb.config(&apps);
     let stderr = std::fs::File::create(sb.dir.join("supd.err")).expect("stderr");
-    let mut unshare = Command::new("unshare")
-        .args(["--fork", "--pid", "--mount-proc", "--kill-child"])
-        .arg(SUPD)
-        .arg("-c")
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("unshare");
-    let unshare_pid = unshare.id() as i32;
+    let mut unshare = Guard(
+        Command::new("unshare")
+            .args(["--fork", "--pid", "--mount-proc", "--kill-child"])
+            .arg(SUPD)
+            .arg("-c")
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("unshare"),
+    );
+    let unshare_pid = unshare.0.id() as i32;
     let supd = wait_until(Duration::from_secs(10), "supd under unshare", || {
         children(unshare_pid).first().map(|(p, _)| *p)
     });
@@ -110,7 +125,7 @@ fn as_pid_1_supd_reaps_orphans_and_exits_cleanly() {
     )
     .expect("SIGTERM");
     let code = wait_until(Duration::from_secs(15), "supd (PID 1) to exit", || {
-        unshare.try_wait().expect("try_wait")
+        unshare.0.try_wait().expect("try_wait")
     });
     assert_eq!(
         code.code(),

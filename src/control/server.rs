@@ -105,9 +105,10 @@ pub fn serve(listener: StdListener, requests: mpsc::Sender<ControlRequest>) -> i
                     tokio::spawn(connection(stream, requests.clone()));
                 }
                 Err(e) => {
-                    // EMFILE and the like: keep serving the connections we have.
+                    // EMFILE and the like: keep serving the connections we have, and
+                    // do not spin while the condition lasts.
                     tracing::warn!("control socket: accept failed: {e}");
-                    tokio::task::yield_now().await;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             }
         }

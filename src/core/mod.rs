@@ -266,13 +266,17 @@ impl Cx<'_> {
                 let until = now + delay;
                 self.inst(slot).phase = Phase::Backoff { until };
                 self.timer(until, Timer::Start { slot, at: until });
+                let row = if failures == 0 {
+                    String::new()
+                } else {
+                    format!(
+                        " (short run {failures} in a row; errored after {})",
+                        app.max_restarts
+                    )
+                };
                 self.log(
                     Level::Warn,
-                    format!(
-                        "{label} {what}; restarting in {} (failure {failures} in a row, max_restarts {})",
-                        human(delay),
-                        app.max_restarts
-                    ),
+                    format!("{label} {what}; restarting in {}{row}", human(delay)),
                 );
             }
             Decision::GiveUp { retry } => {

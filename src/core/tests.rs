@@ -53,6 +53,21 @@ impl H {
         }
     }
 
+    /// A harness for the apps of an `ecosystem.toml` text, booted.
+    fn from_toml(text: &str) -> H {
+        let config = crate::config::validate::validate(
+            std::path::Path::new("/etc/sup/ecosystem.toml"),
+            text,
+            None,
+            4,
+            &|_| true,
+        )
+        .unwrap_or_else(|e| panic!("test config: {e}"));
+        let mut h = H::new(config.apps);
+        h.send(Event::Boot);
+        h
+    }
+
     fn one(app: App) -> H {
         let mut h = H::new(vec![app]);
         h.send(Event::Boot);
@@ -684,4 +699,52 @@ fn events_of_an_old_generation_are_ignored() {
         ms(2001),
     );
     assert!(fx.is_empty(), "{fx:?}");
+}
+
+#[test]
+fn a_toml_ecosystem_boots_with_its_settings() {
+    let mut h = H::from_toml(
+        r#"
+[defaults]
+kill_timeout = "250ms"
+
+[[app]]
+name = "web"
+cmd = "node server.js"
+instances = "max"
+stop_signal = "SIGINT"
+
+[[app]]
+name = "job"
+cmd = ["python3", "job.py"]
+restart = "never"
+autostart = false
+"#,
+    );
+    assert_eq!(h.state.apps[0].instances.len(), 4);
+    assert!(h
+        .state
+        .slots()
+        .filter(|s| s.app == 0)
+        .all(|s| h.phase(s).pid().is_some()));
+    assert_eq!(h.phase(slot(1, 0)), Phase::Stopped);
+    let (_, fx) = h.request(Command::Stop {
+        app: "web:2".into(),
+    });
+    assert_eq!(signals(&fx), vec![2]);
+    assert_eq!(
+        timers(&fx),
+        vec![(
+            ms(250),
+            Timer::Kill {
+                slot: slot(0, 2),
+                gen: h.gen(slot(0, 2))
+            }
+        )]
+    );
+    let (req, fx) = h.request(Command::Start { app: "job".into() });
+    assert!(reply(&fx, req).expect("reply").is_ok());
+    h.at(10);
+    h.exit(slot(1, 0), ExitStatus::Code(0));
+    assert_eq!(h.status_of(slot(1, 0)).state, StateName::Exited);
 }
