@@ -173,8 +173,6 @@ impl Cx<'_> {
     fn on_exited(&mut self, slot: Slot, gen: Gen, status: ExitStatus, group_alive: bool) {
         let now = self.now;
         let label = self.state.label(slot);
-        let stop_signal = self.app(slot).stop_signal;
-        let kill_timeout = self.app(slot).kill_timeout;
         let inst = self.inst(slot);
         match inst.phase {
             Phase::Online { pid, gen: g, since } if g == gen => {
@@ -183,21 +181,8 @@ impl Cx<'_> {
                 if group_alive {
                     // Like systemd's control-group kill mode: the orphaned workers of a
                     // pre-fork master would keep the port and block the replacement.
-                    inst.phase = Phase::Stopping {
-                        pid,
-                        gen,
-                        since,
-                        leader_alive: false,
-                        killed: false,
-                        then: AfterStop::Policy { status, uptime },
-                    };
-                    self.fx.push(Effect::Signal {
-                        slot,
-                        gen,
-                        pgid: pid,
-                        signal: stop_signal,
-                    });
-                    self.timer(now + kill_timeout, Timer::Kill { slot, gen });
+                    let then = AfterStop::Policy { status, uptime };
+                    self.begin_stop(slot, pid, gen, since, false, then);
                     self.log(
                         Level::Warn,
                         format!(
@@ -338,28 +323,9 @@ impl Cx<'_> {
     /// Begin stopping a slot; `then` says what follows. Slots without a process take
     /// their next phase at once.
     fn stop(&mut self, slot: Slot, then: AfterStop) {
-        let now = self.now;
-        let stop_signal = self.app(slot).stop_signal;
-        let kill_timeout = self.app(slot).kill_timeout;
         let inst = self.inst(slot);
         match inst.phase {
-            Phase::Online { pid, gen, since } => {
-                inst.phase = Phase::Stopping {
-                    pid,
-                    gen,
-                    since,
-                    leader_alive: true,
-                    killed: false,
-                    then,
-                };
-                self.fx.push(Effect::Signal {
-                    slot,
-                    gen,
-                    pgid: pid,
-                    signal: stop_signal,
-                });
-                self.timer(now + kill_timeout, Timer::Kill { slot, gen });
-            }
+            Phase::Online { pid, gen, since } => self.begin_stop(slot, pid, gen, since, true, then),
             Phase::Stopping {
                 then: ref mut current,
                 ..
@@ -385,6 +351,61 @@ impl Cx<'_> {
         }
     }
 
+    /// Put generation `gen` into `Stopping`: `stop_signal` to its group now, SIGKILL when
+    /// `kill_timeout` has passed.
+    fn begin_stop(
+        &mut self,
+        slot: Slot,
+        pid: i32,
+        gen: Gen,
+        since: Time,
+        leader_alive: bool,
+        then: AfterStop,
+    ) {
+        let signal = self.app(slot).stop_signal;
+        let deadline = self.now + self.app(slot).kill_timeout;
+        self.inst(slot).phase = Phase::Stopping {
+            pid,
+            gen,
+            since,
+            leader_alive,
+            killed: false,
+            then,
+        };
+        self.fx.push(Effect::Signal {
+            slot,
+            gen,
+            pgid: pid,
+            signal,
+        });
+        self.timer(deadline, Timer::Kill { slot, gen });
+    }
+
+    /// SIGKILL the group of a stopping slot (of generation `only`, if given), once.
+    /// Returns whether the signal went out.
+    fn kill_group(&mut self, slot: Slot, only: Option<Gen>) -> bool {
+        let Phase::Stopping {
+            pid,
+            gen,
+            ref mut killed,
+            ..
+        } = self.inst(slot).phase
+        else {
+            return false;
+        };
+        if *killed || only.is_some_and(|g| g != gen) {
+            return false;
+        }
+        *killed = true;
+        self.fx.push(Effect::Signal {
+            slot,
+            gen,
+            pgid: pid,
+            signal: Signal::KILL,
+        });
+        true
+    }
+
     fn on_timer(&mut self, timer: Timer) {
         match timer {
             Timer::Start { slot, at } => match self.inst(slot).phase {
@@ -396,31 +417,15 @@ impl Cx<'_> {
                 _ => {}
             },
             Timer::Kill { slot, gen } => {
-                let label = self.state.label(slot);
-                let kill_timeout = self.app(slot).kill_timeout;
-                if let Phase::Stopping {
-                    gen: g,
-                    pid,
-                    ref mut killed,
-                    ..
-                } = self.inst(slot).phase
-                {
-                    if g == gen && !*killed {
-                        *killed = true;
-                        self.fx.push(Effect::Signal {
-                            slot,
-                            gen,
-                            pgid: pid,
-                            signal: Signal::KILL,
-                        });
-                        self.log(
-                            Level::Warn,
-                            format!(
-                                "{label} still running {} after the stop signal (kill_timeout); sent SIGKILL to its process group",
-                                human(kill_timeout)
-                            ),
-                        );
-                    }
+                if self.kill_group(slot, Some(gen)) {
+                    let label = self.state.label(slot);
+                    let kill_timeout = human(self.app(slot).kill_timeout);
+                    self.log(
+                        Level::Warn,
+                        format!(
+                            "{label} still running {kill_timeout} after the stop signal (kill_timeout); sent SIGKILL to its process group"
+                        ),
+                    );
                 }
             }
             Timer::ShutdownDeadline => {
@@ -435,12 +440,7 @@ impl Cx<'_> {
             Timer::ShutdownAbandon => {
                 let live: Vec<String> = self
                     .state
-                    .slots()
-                    .filter(|s| {
-                        self.state.apps[s.app].instances[s.index as usize]
-                            .phase
-                            .is_live()
-                    })
+                    .live_slots()
                     .map(|s| self.state.label(s))
                     .collect();
                 if self.state.shutdown.is_some() && !live.is_empty() {
@@ -536,15 +536,7 @@ impl Cx<'_> {
             forced: false,
             exited: false,
         });
-        let live = self
-            .state
-            .slots()
-            .filter(|s| {
-                self.state.apps[s.app].instances[s.index as usize]
-                    .phase
-                    .is_live()
-            })
-            .count();
+        let live = self.state.live_slots().count();
         self.log(
             Level::Info,
             format!("shutting down: stopping {live} running instances"),
@@ -583,23 +575,7 @@ impl Cx<'_> {
         shutdown.forced = true;
         let slots: Vec<Slot> = self.state.slots().collect();
         for slot in slots {
-            if let Phase::Stopping {
-                pid,
-                gen,
-                ref mut killed,
-                ..
-            } = self.inst(slot).phase
-            {
-                if !*killed {
-                    *killed = true;
-                    self.fx.push(Effect::Signal {
-                        slot,
-                        gen,
-                        pgid: pid,
-                        signal: Signal::KILL,
-                    });
-                }
-            }
+            self.kill_group(slot, None);
         }
         self.timer(self.now + ABANDON_AFTER, Timer::ShutdownAbandon);
     }
@@ -643,13 +619,7 @@ impl Cx<'_> {
 
     /// During a shutdown, once nothing is live: answer the shutdown requests and exit 0.
     fn maybe_exit(&mut self) {
-        if self.state.shutdown.is_none()
-            || self.state.slots().any(|s| {
-                self.state.apps[s.app].instances[s.index as usize]
-                    .phase
-                    .is_live()
-            })
-        {
+        if self.state.shutdown.is_none() || self.state.live_slots().next().is_some() {
             return;
         }
         self.exit(0);

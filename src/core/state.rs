@@ -241,6 +241,12 @@ impl State {
         })
     }
 
+    /// The slots where a process (or what is left of its group) may exist.
+    pub fn live_slots(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.slots()
+            .filter(|&s| self.instance(s).is_some_and(|i| i.phase.is_live()))
+    }
+
     /// `app:index`, for log lines.
     pub fn label(&self, slot: Slot) -> String {
         match self.apps.get(slot.app) {
