@@ -24,9 +24,10 @@
 //! | `stubborn` | 10 children ignoring SIGTERM, `kill_timeout = "1s"`: shutdown until gone |
 //!
 //! Nothing is asserted on time: it prints one line per scenario, then a table against the
-//! best of PM2, supervisord, circus, s6 and Horust measured with the same scenarios on a 2-core VM (ratio = sup / peer, lower is better). Every
-//! supd is stopped (SIGTERM, then SIGKILL) and every temp dir removed, even on error.
-//! Keep the machine otherwise quiet while it runs.
+//! best of PM2, supervisord, circus, s6 and Horust, measured with the same scenarios on a
+//! 2-core VM (ratio = sup / peer, lower is better). Every supd is stopped (SIGTERM, then
+//! SIGKILL) and every temp dir removed, even on error. Keep the machine otherwise quiet
+//! while it runs.
 
 use std::collections::HashSet;
 use std::fs;
