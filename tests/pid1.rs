@@ -67,9 +67,14 @@ fn as_pid_1_supd_reaps_orphans_and_exits_cleanly() {
         return;
     }
     let sb = Sandbox::new();
+    // As PID 1 the default log target is stdout; this test reads the log files.
     let apps = [
-        kit_app("orphans", &["orphan"], "restart = \"never\""),
-        kit_app("zombies", &["zombies", "5"], ""),
+        kit_app(
+            "orphans",
+            &["orphan"],
+            "restart = \"never\"\nlog_target = \"file\"",
+        ),
+        kit_app("zombies", &["zombies", "5"], "log_target = \"file\""),
     ]
     .concat();
     let cfg = sb.config(&apps);

@@ -73,6 +73,137 @@ pub struct App {
     pub user: Option<String>,
     /// `group`: run with this primary group (default: the user's).
     pub group: Option<String>,
+    /// The `log_*` keys: format, files, rotation and target of the app's output.
+    pub log: LogSettings,
+}
+
+/// The `log_*` keys of an app (DESIGN §3). [`Default`] gives the documented defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// `log_format`: how a record is written (default text).
+    pub format: LogFormat,
+    /// `log_json`: whether a child's own JSON object line is embedded under `msg` in the
+    /// JSON format (default: kept as a string).
+    pub json: LogJson,
+    /// `log_max_line`: longer lines are split into continuation records (default 64 KiB,
+    /// 1 KiB ..= 16 MiB).
+    pub max_line: usize,
+    /// `log_split`: stdout and stderr in two files instead of one (default false).
+    pub split: bool,
+    /// `log_file`: the app's log file, absolute (relative ones are resolved against the
+    /// config file's directory). `None`: `<log_dir>/<app>.log`.
+    pub file: Option<PathBuf>,
+    /// `log_max_size`: rotate before a record would make the file larger (default none).
+    pub max_size: Option<u64>,
+    /// `log_rotate`: rotate when the UTC hour or day changed (default none).
+    pub rotate: Option<LogRotate>,
+    /// `log_retain`: how many rotated files are kept, compressed or not (default 10).
+    pub retain: u32,
+    /// `log_compress`: gzip rotated files (default false).
+    pub compress: bool,
+    /// `log_target`: where records go. `None`: the default for how supd runs (stdout as
+    /// PID 1, files otherwise).
+    pub target: Option<LogTarget>,
+}
+
+impl LogSettings {
+    /// `log_max_line` when the file sets none.
+    pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
+    /// `log_retain` when the file sets none.
+    pub const DEFAULT_RETAIN: u32 = 10;
+
+    /// The app's current log files: one holding both streams, or with `log_split`
+    /// `[stdout file, stderr file]`.
+    ///
+    /// The file is `log_file`, else `<log_dir>/<app>.log`. Split, `<stem>.<ext>` becomes
+    /// `<stem>.out.<ext>` and `<stem>.err.<ext>` (`<name>.out` and `<name>.err` for a
+    /// name without extension): `web.log` gives `web.out.log` and `web.err.log`.
+    pub fn paths(&self, app: &str, log_dir: &Path) -> Vec<PathBuf> {
+        let file = match &self.file {
+            Some(f) => f.clone(),
+            None => log_dir.join(format!("{app}.log")),
+        };
+        if !self.split {
+            return vec![file];
+        }
+        let named = |stream: &str| {
+            let mut name = file.file_stem().unwrap_or_default().to_os_string();
+            name.push(".");
+            name.push(stream);
+            if let Some(ext) = file.extension() {
+                name.push(".");
+                name.push(ext);
+            }
+            file.with_file_name(name)
+        };
+        vec![named("out"), named("err")]
+    }
+
+    /// The target, with `None` resolved: stdout when supd is PID 1 (a container's
+    /// entrypoint, whose runtime collects stdout), files otherwise.
+    pub fn target_for(&self, pid1: bool) -> LogTarget {
+        match self.target {
+            Some(t) => t,
+            None if pid1 => LogTarget::Stdout,
+            None => LogTarget::File,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Text,
+            json: LogJson::String,
+            max_line: LogSettings::DEFAULT_MAX_LINE,
+            split: false,
+            file: None,
+            max_size: None,
+            rotate: None,
+            retain: LogSettings::DEFAULT_RETAIN,
+            compress: false,
+            target: None,
+        }
+    }
+}
+
+/// `log_format = "text" | "json"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2026-11-23T03:40:00.123Z backend:0 out | message`.
+    Text,
+    /// One JSON object per line: `{"ts":…,"app":…,"instance":…,"pid":…,"stream":…,"msg":…}`.
+    Json,
+}
+
+/// `log_json = "string" | "embed"`: what the JSON format does with a child's line that is
+/// itself a JSON object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogJson {
+    /// Every line is a string under `msg`.
+    String,
+    /// A line that is a JSON object goes under `msg` as an object (pino, structlog).
+    Embed,
+}
+
+/// `log_rotate = "daily" | "hourly"`: rotation when the UTC day or hour changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogRotate {
+    /// At the first record of a new UTC day.
+    Daily,
+    /// At the first record of a new UTC hour.
+    Hourly,
+}
+
+/// `log_target = "file" | "stdout" | "both"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTarget {
+    /// The app's log files only.
+    File,
+    /// supd's stdout only (containers).
+    Stdout,
+    /// Both.
+    Both,
 }
 
 /// `restart = "always" | "on-failure" | "never"`.

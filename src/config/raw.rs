@@ -39,11 +39,33 @@ pub const APP_KEYS: &[&str] = &[
     "autostart",
     "user",
     "group",
+    "log_format",
+    "log_json",
+    "log_max_line",
+    "log_split",
+    "log_file",
+    "log_max_size",
+    "log_rotate",
+    "log_retain",
+    "log_compress",
+    "log_target",
     "profile",
 ];
 
 /// The values of `restart`.
 pub const RESTART_VALUES: &[&str] = &["always", "on-failure", "never"];
+
+/// The values of `log_format`.
+pub const LOG_FORMAT_VALUES: &[&str] = &["text", "json"];
+
+/// The values of `log_json`.
+pub const LOG_JSON_VALUES: &[&str] = &["string", "embed"];
+
+/// The values of `log_rotate`.
+pub const LOG_ROTATE_VALUES: &[&str] = &["daily", "hourly"];
+
+/// The values of `log_target`.
+pub const LOG_TARGET_VALUES: &[&str] = &["file", "stdout", "both"];
 
 /// A spanned TOML value.
 pub(crate) type Value<'i> = Spanned<DeValue<'i>>;

@@ -117,6 +117,17 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(1u64 << shift).ok_or_else(too_large)
 }
 
+/// A size as [`parse_size`] reads it, in the largest binary unit that divides it exactly:
+/// `1024` is `"1K"`, `16 MiB` is `"16M"`, `1500` is `"1500B"`.
+pub fn format_size(n: u64) -> String {
+    for (shift, unit) in [(40, 'T'), (30, 'G'), (20, 'M'), (10, 'K')] {
+        if n != 0 && n % (1u64 << shift) == 0 {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    format!("{n}B")
+}
+
 /// The signals a config or `supctl signal` may name, with their Linux numbers.
 const SIGNALS: &[(&str, i32)] = &[
     ("SIGHUP", libc::SIGHUP),
@@ -320,6 +331,24 @@ mod tests {
         ];
         for (text, want) in bad {
             assert_eq!(parse_size(text), Err(want.to_string()), "{text}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_shown_in_the_largest_exact_unit() {
+        let cases: &[(u64, &str)] = &[
+            (0, "0B"),
+            (1500, "1500B"),
+            (1024, "1K"),
+            (64 << 10, "64K"),
+            (16 << 20, "16M"),
+            (3 << 30, "3G"),
+            (1 << 40, "1T"),
+            ((1 << 20) + 1024, "1025K"),
+        ];
+        for &(n, want) in cases {
+            assert_eq!(format_size(n), want);
+            assert_eq!(parse_size(want), Ok(n));
         }
     }
 

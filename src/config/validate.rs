@@ -19,9 +19,14 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::raw::{self, one_of, suggest, type_name, Sink, Value, APP_KEYS, RESTART_VALUES};
-use super::raw::{SUPERVISOR_KEYS, TOP_KEYS};
+use super::raw::{
+    LOG_FORMAT_VALUES, LOG_JSON_VALUES, LOG_ROTATE_VALUES, LOG_TARGET_VALUES, SUPERVISOR_KEYS,
+    TOP_KEYS,
+};
 use super::units::{self, Instances, DURATION_EXPECTED, INSTANCES_EXPECTED, SIGNAL_EXPECTED};
+use super::units::{format_size, SIZE_EXPECTED};
 use super::{App, Config, ConfigErrors, RestartMode, Signal, Supervisor};
+use super::{LogFormat, LogJson, LogRotate, LogSettings, LogTarget};
 
 /// `shutdown_timeout` when the file sets none.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,6 +42,14 @@ pub const DEFAULT_ERRORED_RETRY: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
 /// `log_dir` when the file sets none and supd runs as root.
 pub const ROOT_LOG_DIR: &str = "/var/log/sup";
+/// The smallest `log_max_line`: shorter limits would split ordinary lines.
+pub const MIN_LOG_MAX_LINE: u64 = 1024;
+/// The largest `log_max_line`: a line is held whole in memory until it ends.
+pub const MAX_LOG_MAX_LINE: u64 = 16 * 1024 * 1024;
+/// The smallest `log_max_size`: smaller files would rotate at nearly every line.
+pub const MIN_LOG_MAX_SIZE: u64 = 1024;
+/// The largest `log_retain`: every rotation renames each kept file once.
+pub const MAX_LOG_RETAIN: u32 = 1000;
 
 /// The longest path a Unix socket address holds (`sun_path` is 108 bytes with the NUL).
 const MAX_SOCKET_PATH: usize = 107;
@@ -126,16 +139,28 @@ fn validate_as(
     }
 
     let mut apps = Vec::with_capacity(raw_apps.len());
+    // Where each log file was chosen, so a second app on the same file is reported there.
+    let mut log_files: Vec<(PathBuf, String, Range<usize>, String)> = Vec::new();
     for app in &raw_apps {
         let mut merged = defaults.clone();
         merged.overlay(&app.layer);
         if let Some(p) = profile.and_then(|wanted| app.profiles.iter().find(|p| p.name == wanted)) {
             merged.overlay(&p.layer);
         }
+        let log_file = merged.log_file.clone();
         if let Some(built) = w.build(app, merged, cpus, is_dir) {
+            let (span, key) = match (log_file, &app.name) {
+                (Some(f), _) => (f.span, f.key),
+                (None, Some(name)) => (name.span(), format!("{}.name", app.key)),
+                (None, None) => (app.span.clone(), app.key.clone()),
+            };
+            for path in built.log.paths(&built.name, &supervisor.log_dir) {
+                log_files.push((path, built.name.clone(), span.clone(), key.clone()));
+            }
             apps.push(built);
         }
     }
+    w.check_log_files(&log_files);
 
     if w.sink.has_errors() {
         return Err(w.sink.finish());
@@ -182,6 +207,25 @@ struct Layer {
     autostart: Option<bool>,
     user: Option<String>,
     group: Option<String>,
+    log_format: Option<LogFormat>,
+    log_json: Option<LogJson>,
+    log_max_line: Option<usize>,
+    log_split: Option<bool>,
+    log_file: Option<LogFile>,
+    log_max_size: Option<u64>,
+    log_rotate: Option<LogRotate>,
+    log_retain: Option<u32>,
+    log_compress: Option<bool>,
+    log_target: Option<LogTarget>,
+}
+
+/// A `log_file` and where it was written, so two apps writing one file are reported at
+/// the layer that named it.
+#[derive(Debug, Clone)]
+struct LogFile {
+    path: PathBuf,
+    span: Range<usize>,
+    key: String,
 }
 
 impl Layer {
@@ -207,7 +251,17 @@ impl Layer {
             kill_timeout,
             autostart,
             user,
-            group
+            group,
+            log_format,
+            log_json,
+            log_max_line,
+            log_split,
+            log_file,
+            log_max_size,
+            log_rotate,
+            log_retain,
+            log_compress,
+            log_target
         );
         self.env
             .extend(top.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -433,7 +487,7 @@ impl Walker<'_> {
                 "instances" => l.instances = self.instances(v, &key),
                 "restart" => l.restart = self.restart(v, &key),
                 "restart_delay" => l.restart_delay = self.duration(v, &key, field),
-                "max_restarts" => l.max_restarts = self.max_restarts(v, &key),
+                "max_restarts" => l.max_restarts = self.count(v, &key, field, u32::MAX),
                 "min_uptime" => l.min_uptime = self.duration(v, &key, field),
                 "errored_retry" => l.errored_retry = self.duration(v, &key, field),
                 "stop_signal" => l.stop_signal = self.signal(v, &key, field),
@@ -441,6 +495,57 @@ impl Walker<'_> {
                 "autostart" => l.autostart = self.boolean(v, &key, field),
                 "user" => l.user = self.account(v, &key, field, "a user name or numeric uid"),
                 "group" => l.group = self.account(v, &key, field, "a group name or numeric gid"),
+                "log_format" => {
+                    l.log_format = self
+                        .choice(v, &key, field, LOG_FORMAT_VALUES)
+                        .map(|c| match c {
+                            "json" => LogFormat::Json,
+                            _ => LogFormat::Text,
+                        })
+                }
+                "log_json" => {
+                    l.log_json = self
+                        .choice(v, &key, field, LOG_JSON_VALUES)
+                        .map(|c| match c {
+                            "embed" => LogJson::Embed,
+                            _ => LogJson::String,
+                        })
+                }
+                "log_max_line" => {
+                    l.log_max_line = self
+                        .size(v, &key, field, MIN_LOG_MAX_LINE, Some(MAX_LOG_MAX_LINE))
+                        .and_then(|n| usize::try_from(n).ok())
+                }
+                "log_split" => l.log_split = self.boolean(v, &key, field),
+                "log_file" => {
+                    l.log_file = self.path(v, &key, field).map(|path| LogFile {
+                        path,
+                        span: v.span(),
+                        key: key.clone(),
+                    })
+                }
+                "log_max_size" => {
+                    l.log_max_size = self.size(v, &key, field, MIN_LOG_MAX_SIZE, None)
+                }
+                "log_rotate" => {
+                    l.log_rotate = self
+                        .choice(v, &key, field, LOG_ROTATE_VALUES)
+                        .map(|c| match c {
+                            "hourly" => LogRotate::Hourly,
+                            _ => LogRotate::Daily,
+                        })
+                }
+                "log_retain" => l.log_retain = self.count(v, &key, field, MAX_LOG_RETAIN),
+                "log_compress" => l.log_compress = self.boolean(v, &key, field),
+                "log_target" => {
+                    l.log_target = self
+                        .choice(v, &key, field, LOG_TARGET_VALUES)
+                        .map(|c| match c {
+                            "stdout" => LogTarget::Stdout,
+                            "both" => LogTarget::Both,
+                            _ => LogTarget::File,
+                        })
+                }
                 _ => {
                     if section == Section::App {
                         self.sink.unknown_key(k, &key, APP_KEYS);
@@ -711,26 +816,116 @@ impl Walker<'_> {
         None
     }
 
-    fn max_restarts(&mut self, value: &Value<'_>, key: &str) -> Option<u32> {
+    /// A non-negative integer up to `max`.
+    fn count(&mut self, value: &Value<'_>, key: &str, field: &str, max: u32) -> Option<u32> {
         const EXPECTED: &str = "a non-negative integer";
         let Some(n) = raw::integer(value.get_ref()) else {
-            self.sink.wrong_type(value, key, "max_restarts", EXPECTED);
+            self.sink.wrong_type(value, key, field, EXPECTED);
             return None;
         };
         let message = match n {
-            Some(n) if n < 0 => format!("`max_restarts` cannot be negative, found {n}"),
+            Some(n) if n < 0 => format!("`{field}` cannot be negative, found {n}"),
             Some(n) => match u32::try_from(n) {
-                Ok(n) => return Some(n),
-                Err(_) => format!(
-                    "`max_restarts` is too large, found {n} (at most {})",
-                    u32::MAX
-                ),
+                Ok(n) if n <= max => return Some(n),
+                _ => format!("`{field}` is too large, found {n} (at most {max})"),
             },
-            None => format!("`max_restarts` is too large (at most {})", u32::MAX),
+            None => format!("`{field}` is too large (at most {max})"),
         };
         self.sink
             .error(value.span(), Some(key), message, Some(EXPECTED));
         None
+    }
+
+    /// A size (`"64K"`, or an integer number of bytes) within `min ..= max`.
+    fn size(
+        &mut self,
+        value: &Value<'_>,
+        key: &str,
+        field: &str,
+        min: u64,
+        max: Option<u64>,
+    ) -> Option<u64> {
+        let parsed = match value.get_ref() {
+            DeValue::String(s) => units::parse_size(s),
+            DeValue::Integer(i) => match raw::integer(value.get_ref()) {
+                Some(Some(n)) => u64::try_from(n).map_err(|_| format!("invalid size `{i}`")),
+                _ => Err(format!("size `{i}` is too large")),
+            },
+            _ => {
+                self.sink.wrong_type(value, key, field, SIZE_EXPECTED);
+                return None;
+            }
+        };
+        let message = match (parsed, max) {
+            (Ok(n), _) if n < min => format!(
+                "`{field}` must be at least {}, found {}",
+                format_size(min),
+                format_size(n)
+            ),
+            (Ok(n), Some(max)) if n > max => format!(
+                "`{field}` must be at most {}, found {}",
+                format_size(max),
+                format_size(n)
+            ),
+            (Ok(n), _) => return Some(n),
+            (Err(m), _) => format!("invalid `{field}`: {m}"),
+        };
+        self.sink
+            .error(value.span(), Some(key), message, Some(SIZE_EXPECTED));
+        None
+    }
+
+    /// One of `values`, with a suggestion for a near miss.
+    fn choice(
+        &mut self,
+        value: &Value<'_>,
+        key: &str,
+        field: &str,
+        values: &[&'static str],
+    ) -> Option<&'static str> {
+        let expected = one_of(values);
+        let s = self.string(value, key, field, &expected)?;
+        if let Some(&found) = values.iter().find(|v| **v == s) {
+            return Some(found);
+        }
+        match suggest(s, values) {
+            Some(near) => self.sink.error(
+                value.span(),
+                Some(key),
+                format!("unknown `{field}` value `{s}`, did you mean `{near}`?"),
+                None,
+            ),
+            None => self.sink.error(
+                value.span(),
+                Some(key),
+                format!("unknown `{field}` value `{s}`"),
+                Some(&expected),
+            ),
+        }
+        None
+    }
+
+    /// Two apps appending to one file would rotate it under each other: each file belongs
+    /// to one app. Reported at the `log_file` (or app name) of every later claimant.
+    fn check_log_files(&mut self, files: &[(PathBuf, String, Range<usize>, String)]) {
+        let mut seen: BTreeMap<&Path, &str> = BTreeMap::new();
+        for (path, app, span, key) in files {
+            match seen.get(path.as_path()) {
+                Some(&first) if first != app => self.sink.error(
+                    span.clone(),
+                    Some(key),
+                    format!(
+                        "log file `{}` of app `{app}` is already the log file of app `{first}`",
+                        path.display()
+                    ),
+                    Some("a `log_file` of its own for each app"),
+                ),
+                Some(_) => {}
+                None => {
+                    seen.insert(path, app);
+                }
+            }
+        }
     }
 
     fn signal(&mut self, value: &Value<'_>, key: &str, field: &str) -> Option<Signal> {
@@ -926,6 +1121,18 @@ impl Walker<'_> {
             autostart: merged.autostart.unwrap_or(true),
             user: merged.user,
             group: merged.group,
+            log: LogSettings {
+                format: merged.log_format.unwrap_or(LogFormat::Text),
+                json: merged.log_json.unwrap_or(LogJson::String),
+                max_line: merged.log_max_line.unwrap_or(LogSettings::DEFAULT_MAX_LINE),
+                split: merged.log_split.unwrap_or(false),
+                file: merged.log_file.map(|f| f.path),
+                max_size: merged.log_max_size,
+                rotate: merged.log_rotate,
+                retain: merged.log_retain.unwrap_or(LogSettings::DEFAULT_RETAIN),
+                compress: merged.log_compress.unwrap_or(false),
+                target: merged.log_target,
+            },
         })
     }
 }
@@ -1003,6 +1210,7 @@ mod tests {
                 autostart: true,
                 user: None,
                 group: None,
+                log: LogSettings::default(),
             }]
         );
     }
@@ -1107,7 +1315,9 @@ group = "nogroup"
                 "4:1: unknown field `memory` (expected one of `name`, `cmd`, `cwd`, `env`, \
                  `instances`, `restart`, `restart_delay`, `max_restarts`, `min_uptime`, \
                  `errored_retry`, `stop_signal`, `kill_timeout`, `autostart`, `user`, \
-                 `group`, `profile`)",
+                 `group`, `log_format`, `log_json`, `log_max_line`, `log_split`, `log_file`, \
+                 `log_max_size`, `log_rotate`, `log_retain`, `log_compress`, `log_target`, \
+                 `profile`)",
             ),
             (
                 "[supervisor]\nsocked = \"/tmp/s\"\n",
@@ -1320,6 +1530,86 @@ group = "nogroup"
                     "2:10: `socket` path `/{}` is too long for a Unix socket (108 bytes, at most 107)",
                     "s".repeat(107)
                 ).into_boxed_str()),
+            ),
+            // log keys
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_format = \"jsno\"\n",
+                "4:14: unknown `log_format` value `jsno`, did you mean `json`?",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_format = \"yaml\"\n",
+                "4:14: unknown `log_format` value `yaml` (expected one of `text`, `json`)",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_json = \"embd\"\n",
+                "4:12: unknown `log_json` value `embd`, did you mean `embed`?",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_rotate = \"weekly\"\n",
+                "4:14: unknown `log_rotate` value `weekly` (expected one of `daily`, `hourly`)",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_rotate = \"dayly\"\n",
+                "4:14: unknown `log_rotate` value `dayly`, did you mean `daily`?",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_target = \"stdot\"\n",
+                "4:14: unknown `log_target` value `stdot`, did you mean `stdout`?",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_target = 1\n",
+                "4:14: invalid type for `log_target`: found an integer \
+                 (expected one of `file`, `stdout`, `both`)",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_max_line = \"512\"\n",
+                "4:16: `log_max_line` must be at least 1K, found 512B \
+                 (expected a size like \"512M\", \"1G\", \"64K\")",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_max_line = \"17M\"\n",
+                "4:16: `log_max_line` must be at most 16M, found 17M \
+                 (expected a size like \"512M\", \"1G\", \"64K\")",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_max_size = \"50Q\"\n",
+                "4:16: invalid `log_max_size`: invalid size `50Q`: unknown unit `Q` \
+                 (units: B, K, M, G, T) (expected a size like \"512M\", \"1G\", \"64K\")",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_max_size = 0\n",
+                "4:16: `log_max_size` must be at least 1K, found 0B \
+                 (expected a size like \"512M\", \"1G\", \"64K\")",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_max_size = true\n",
+                "4:16: invalid type for `log_max_size`: found a boolean \
+                 (expected a size like \"512M\", \"1G\", \"64K\")",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_retain = -1\n",
+                "4:14: `log_retain` cannot be negative, found -1 (expected a non-negative integer)",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_retain = 1001\n",
+                "4:14: `log_retain` is too large, found 1001 (at most 1000) \
+                 (expected a non-negative integer)",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_split = \"yes\"\n",
+                "4:13: invalid type for `log_split`: found a string (expected true or false)",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlog_file = \"\"\n",
+                "4:12: `log_file` is empty (expected a path)",
+            ),
+            (
+                "[defaults]\nlog_formt = \"json\"\n",
+                "2:1: unknown field `log_formt`, did you mean `log_format`?",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\n[app.profile.p]\nlog_taget = \"both\"\n",
+                "5:1: unknown field `log_taget`, did you mean `log_target`?",
             ),
             // TOML syntax
             (
@@ -1594,6 +1884,237 @@ group = "nogroup"
         assert_eq!(
             prod.apps[0].env,
             env(&[("NODE_ENV", "production"), ("PORT", "3000")])
+        );
+    }
+
+    #[test]
+    fn every_log_field_is_read_and_layered() {
+        let text = r#"
+[defaults]
+log_format = "json"
+log_max_size = "50M"
+log_retain = 3
+log_compress = true
+
+[[app]]
+name = "api"
+cmd = "x"
+log_json = "embed"
+log_max_line = "1K"
+log_split = true
+log_file = "out/api.txt"
+log_rotate = "hourly"
+log_retain = 0
+log_target = "both"
+
+[app.profile.prod]
+log_format = "text"
+log_target = "stdout"
+log_rotate = "daily"
+
+[[app]]
+name = "plain"
+cmd = "x"
+log_max_size = 2048
+"#;
+        let config = check(text).unwrap();
+        let [api, plain] = &config.apps[..] else {
+            panic!("two apps expected")
+        };
+        assert_eq!(
+            api.log,
+            LogSettings {
+                format: LogFormat::Json,
+                json: LogJson::Embed,
+                max_line: 1024,
+                split: true,
+                file: Some(PathBuf::from("/cfg/out/api.txt")),
+                max_size: Some(50 << 20),
+                rotate: Some(LogRotate::Hourly),
+                retain: 0,
+                compress: true,
+                target: Some(LogTarget::Both),
+            }
+        );
+        assert_eq!(
+            api.log.paths("api", &config.supervisor.log_dir),
+            [
+                PathBuf::from("/cfg/out/api.out.txt"),
+                PathBuf::from("/cfg/out/api.err.txt")
+            ]
+        );
+        assert_eq!(
+            plain.log,
+            LogSettings {
+                format: LogFormat::Json,
+                max_size: Some(2048),
+                retain: 3,
+                compress: true,
+                ..LogSettings::default()
+            }
+        );
+        assert_eq!(
+            plain.log.paths("plain", &config.supervisor.log_dir),
+            [PathBuf::from("/cfg/logs/plain.log")]
+        );
+
+        let prod = check_with(text, Some("prod")).unwrap();
+        let api = &prod.apps[0].log;
+        assert_eq!(api.format, LogFormat::Text);
+        assert_eq!(api.target, Some(LogTarget::Stdout));
+        assert_eq!(api.rotate, Some(LogRotate::Daily));
+        assert_eq!(api.json, LogJson::Embed, "kept from the app");
+    }
+
+    #[test]
+    fn log_defaults_and_targets() {
+        let d = LogSettings::default();
+        assert_eq!(d.format, LogFormat::Text);
+        assert_eq!(d.json, LogJson::String);
+        assert_eq!(d.max_line, 64 * 1024);
+        assert!(!d.split && !d.compress);
+        assert_eq!((d.file.as_ref(), d.max_size, d.rotate), (None, None, None));
+        assert_eq!(d.retain, 10);
+        assert_eq!(d.target_for(false), LogTarget::File);
+        assert_eq!(d.target_for(true), LogTarget::Stdout);
+        let both = LogSettings {
+            target: Some(LogTarget::Both),
+            ..LogSettings::default()
+        };
+        assert_eq!(both.target_for(true), LogTarget::Both);
+        let file = LogSettings {
+            target: Some(LogTarget::File),
+            ..LogSettings::default()
+        };
+        assert_eq!(file.target_for(true), LogTarget::File);
+    }
+
+    #[test]
+    fn split_names_without_an_extension() {
+        let s = LogSettings {
+            split: true,
+            file: Some(PathBuf::from("/var/log/web")),
+            ..LogSettings::default()
+        };
+        assert_eq!(
+            s.paths("ignored", Path::new("/l")),
+            [
+                PathBuf::from("/var/log/web.out"),
+                PathBuf::from("/var/log/web.err")
+            ]
+        );
+        let s = LogSettings {
+            split: true,
+            ..LogSettings::default()
+        };
+        assert_eq!(
+            s.paths("a.b", Path::new("/l")),
+            [
+                PathBuf::from("/l/a.b.out.log"),
+                PathBuf::from("/l/a.b.err.log")
+            ]
+        );
+    }
+
+    #[test]
+    fn two_apps_cannot_share_a_log_file() {
+        let text = "[supervisor]\nlog_dir = \"/l\"\n\
+                    [[app]]\nname = \"a\"\ncmd = \"x\"\n\
+                    [[app]]\nname = \"b\"\ncmd = \"x\"\nlog_file = \"/l/a.log\"\n\
+                    [[app]]\nname = \"a.out\"\ncmd = \"x\"\n\
+                    [[app]]\nname = \"c\"\ncmd = \"x\"\nlog_file = \"/l/a.log\"\nlog_split = true\n";
+        assert_eq!(
+            errors(text),
+            [
+                "9:12: log file `/l/a.log` of app `b` is already the log file of app `a` \
+                 (expected a `log_file` of its own for each app)",
+                "16:12: log file `/l/a.out.log` of app `c` is already the log file of app `a.out` \
+                 (expected a `log_file` of its own for each app)",
+            ]
+        );
+        // A log_file in [defaults] would send every app to one file.
+        assert_eq!(
+            errors(
+                "[defaults]\nlog_file = \"all.log\"\n\
+                 [[app]]\nname = \"a\"\ncmd = \"x\"\n[[app]]\nname = \"b\"\ncmd = \"x\"\n"
+            ),
+            [
+                "2:12: log file `/cfg/all.log` of app `b` is already the log file of app `a` \
+              (expected a `log_file` of its own for each app)"
+            ]
+        );
+    }
+
+    /// A copy of `/work/shared/contract/logs.toml`, the sample using every log key.
+    const LOGS_CONTRACT: &str = r#"# Every key of the logs capability (issue "Structured, rotated, lossless logs").
+[supervisor]
+socket = "/tmp/sup-contract/supd.sock"
+log_dir = "/tmp/sup-contract/logs"
+
+[defaults]
+log_format = "json"
+log_max_size = "50M"
+log_retain = 10
+log_compress = true
+
+[[app]]
+name = "backend"
+cmd = ["node", "server.js"]
+log_json = "embed"
+log_max_line = "64K"
+log_rotate = "daily"
+log_target = "both"
+
+[[app]]
+name = "studio"
+cmd = ["python3", "app.py"]
+log_format = "text"
+log_split = true
+log_rotate = "hourly"
+log_target = "file"
+
+[[app]]
+name = "jobs"
+cmd = ["python3", "worker.py"]
+log_file = "/tmp/sup-contract/logs/jobs-custom.log"
+log_target = "stdout"
+"#;
+
+    #[test]
+    fn the_logs_contract_file_validates() {
+        let config = check(LOGS_CONTRACT).unwrap();
+        assert_eq!(summary(&config), "ok: 3 apps, 3 instances");
+        let [backend, studio, jobs] = &config.apps[..] else {
+            panic!("three apps expected");
+        };
+        let dir = &config.supervisor.log_dir;
+        assert_eq!(backend.log.format, LogFormat::Json);
+        assert_eq!(backend.log.json, LogJson::Embed);
+        assert_eq!(backend.log.max_line, 64 * 1024);
+        assert_eq!(backend.log.max_size, Some(50 << 20));
+        assert_eq!(backend.log.rotate, Some(LogRotate::Daily));
+        assert_eq!(backend.log.retain, 10);
+        assert!(backend.log.compress);
+        assert_eq!(backend.log.target, Some(LogTarget::Both));
+        assert_eq!(
+            backend.log.paths("backend", dir),
+            [PathBuf::from("/tmp/sup-contract/logs/backend.log")]
+        );
+        assert_eq!(studio.log.format, LogFormat::Text);
+        assert_eq!(studio.log.rotate, Some(LogRotate::Hourly));
+        assert_eq!(studio.log.target, Some(LogTarget::File));
+        assert_eq!(
+            studio.log.paths("studio", dir),
+            [
+                PathBuf::from("/tmp/sup-contract/logs/studio.out.log"),
+                PathBuf::from("/tmp/sup-contract/logs/studio.err.log")
+            ]
+        );
+        assert_eq!(jobs.log.target, Some(LogTarget::Stdout));
+        assert_eq!(jobs.log.json, LogJson::String);
+        assert_eq!(
+            jobs.log.paths("jobs", dir),
+            [PathBuf::from("/tmp/sup-contract/logs/jobs-custom.log")]
         );
     }
 

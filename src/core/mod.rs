@@ -79,6 +79,7 @@ pub(crate) fn test_app(name: &str) -> crate::config::App {
         autostart: true,
         user: None,
         group: None,
+        log: Default::default(),
     }
 }
 

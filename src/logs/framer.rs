@@ -7,9 +7,10 @@
 //! Rules, in order:
 //! - A line ends at `\n`. A `\r` right before that `\n` is part of the terminator and is
 //!   removed, even when the chunk boundary falls between the two; any other `\r` is kept.
-//! - A line longer than `max_line` bytes is emitted in pieces of at most `max_line` bytes.
-//!   The first piece is marked [`Mark::First`], the following ones [`Mark::Continuation`]
-//!   (the text format writes ` + ` instead of ` | ` for them). A cut is moved back by up to
+//! - A line of at most `max_line` bytes is emitted whole, marked [`Mark::Whole`].
+//! - A longer line is emitted in pieces of at most `max_line` bytes. The first piece is
+//!   marked [`Mark::First`], the following ones [`Mark::Continuation`] (the text format
+//!   writes ` + ` instead of ` | ` for them, JSON adds `"cont":true`). A cut is moved back by up to
 //!   three bytes so it does not fall inside a UTF-8 sequence, so each piece of valid UTF-8
 //!   stays valid UTF-8 (this matters for the JSON format). Nothing is ever truncated.
 //! - At end of file, bytes after the last `\n` are emitted as a final line (a lone trailing
@@ -26,13 +27,22 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// A tail buffer bigger than this is shrunk once it holds no more than this.
 const TAIL_RETAIN: usize = 4 * 1024;
 
-/// Whether an emitted piece starts a line or continues a line that was split.
+/// Whether an emitted piece is a whole line, or which part of a split one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mark {
-    /// The start of a line (or a whole line).
+    /// A whole line (at most `max_line` bytes).
+    Whole,
+    /// The first piece of a line longer than `max_line`.
     First,
     /// A later piece of a line longer than `max_line`.
     Continuation,
+}
+
+impl Mark {
+    /// True for a later piece of a split line (written ` + ` / `"cont":true`).
+    pub fn is_continuation(self) -> bool {
+        self == Mark::Continuation
+    }
 }
 
 /// Line splitter for one stream of one process. Feed it chunks in order with
@@ -150,7 +160,14 @@ fn emit_pieces<F: FnMut(&[u8], Mark)>(
         *continued = true;
         line = &line[cut..];
     }
-    emit(line, mark(*continued));
+    emit(
+        line,
+        if *continued {
+            Mark::Continuation
+        } else {
+            Mark::Whole
+        },
+    );
     *continued = false;
 }
 
@@ -200,7 +217,13 @@ mod tests {
         out
     }
 
+    /// A whole line.
     fn first(s: &[u8]) -> (Vec<u8>, Mark) {
+        (s.to_vec(), Mark::Whole)
+    }
+
+    /// The first piece of a split line.
+    fn head(s: &[u8]) -> (Vec<u8>, Mark) {
         (s.to_vec(), Mark::First)
     }
 
@@ -291,7 +314,7 @@ mod tests {
     #[test]
     fn long_lines_are_split_and_marked() {
         let want = vec![
-            first(b"12345678"),
+            head(b"12345678"),
             cont(b"9abcdefg"),
             cont(b"h"),
             first(b"x"),
@@ -315,7 +338,7 @@ mod tests {
         }
         assert_eq!(
             frame(8, &[b"123456789\r", b"\n"]),
-            vec![first(b"12345678"), cont(b"9")]
+            vec![head(b"12345678"), cont(b"9")]
         );
     }
 
@@ -324,17 +347,17 @@ mod tests {
         // max 8: "abcdef" + "é" (2 bytes) fits exactly; "abcdefg" + "é" must cut before é.
         assert_eq!(
             frame(8, &["abcdefgé\n".as_bytes()]),
-            vec![first(b"abcdefg"), cont("é".as_bytes())]
+            vec![head(b"abcdefg"), cont("é".as_bytes())]
         );
         assert_eq!(
             frame(8, &["abcdef😀z\n".as_bytes()]),
-            vec![first(b"abcdef"), cont("😀z".as_bytes())]
+            vec![head(b"abcdef"), cont("😀z".as_bytes())]
         );
         // Stray continuation bytes (not UTF-8): cut at the limit, keep every byte.
         let junk: &[u8] = b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\n";
         assert_eq!(
             frame(8, &[junk]),
-            vec![first(&junk[..8]), cont(&junk[8..10])]
+            vec![head(&junk[..8]), cont(&junk[8..10])]
         );
     }
 

@@ -1,9 +1,10 @@
 //! Wall-clock timestamps for log lines: milliseconds since the Unix epoch, and their
 //! RFC 3339 UTC text (`2026-11-23T03:40:00.123Z`).
 //!
-//! Owns the one small calendar conversion the log pipeline needs (Howard Hinnant's
-//! `civil_from_days`), so no date crate is pulled in for it. Never deals with time zones,
-//! leap seconds (Unix time has none) or parsing.
+//! Owns the small calendar conversions the log pipeline needs (Howard Hinnant's
+//! `civil_from_days` and `days_from_civil`), so no date crate is pulled in for them: writing
+//! a timestamp, and reading back exactly the shape it writes (for `tail`). Never deals with
+//! time zones, leap seconds (Unix time has none) or any other shape of date.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -51,6 +52,56 @@ pub fn format_ms(ms: i64, out: &mut [u8; TIMESTAMP_LEN]) {
     out[19] = b'.';
     put_digits(&mut out[20..23], millis);
     out[23] = b'Z';
+}
+
+/// Reads back a timestamp written by [`format_ms`]: exactly `YYYY-MM-DDTHH:MM:SS.mmmZ`,
+/// a real calendar date. Anything else is `None`.
+pub fn parse_ms(text: &[u8]) -> Option<i64> {
+    if text.len() != TIMESTAMP_LEN {
+        return None;
+    }
+    for (i, &c) in text.iter().enumerate() {
+        let ok = match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'.',
+            23 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        };
+        if !ok {
+            return None;
+        }
+    }
+    let num = |range: std::ops::Range<usize>| {
+        text[range]
+            .iter()
+            .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'))
+    };
+    let (year, month, day) = (num(0..4), num(5..7), num(8..10));
+    let (hour, minute, second, millis) = (num(11..13), num(14..16), num(17..19), num(20..23));
+    if !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // month is 1..=12 here, so the casts cannot truncate.
+    let days = days_from_civil(year, month as u32, 1) + day - 1;
+    if day < 1 || civil_from_days(days).1 != month as u32 {
+        return None; // the 31st of a 30-day month, or the 29th of February of a common year
+    }
+    Some(days * MS_PER_DAY + ((hour * 60 + minute) * 60 + second) * 1000 + millis)
+}
+
+/// (year, month 1..=12, day 1..=31) → days since 1970-01-01: the inverse of
+/// [`civil_from_days`] (Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400); // 0..=399
+    let m = i64::from(month);
+    let mp = if m > 2 { m - 3 } else { m + 9 }; // March = 0
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1; // 0..=365
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // 0..=146_096
+    era * 146_097 + doe - 719_468
 }
 
 /// Fills `field` with the low decimal digits of `n` (0 ≤ n), zero-padded on the left.
@@ -152,6 +203,48 @@ mod tests {
             assert_eq!(next, want, "days = {days}");
             prev = next;
         }
+    }
+
+    #[test]
+    fn parse_reads_back_what_format_writes() {
+        let mut ms = -62_167_219_200_000i64;
+        // Steps that are prime in ms, so every field takes many values.
+        while ms < 253_402_300_799_999 {
+            assert_eq!(parse_ms(fmt(ms).as_bytes()), Some(ms), "{}", fmt(ms));
+            ms += 7_919_993_477;
+        }
+        for ms in [
+            0,
+            -1,
+            951_868_799_000,
+            1_795_405_200_123,
+            253_402_300_799_999,
+        ] {
+            assert_eq!(parse_ms(fmt(ms).as_bytes()), Some(ms));
+        }
+    }
+
+    #[test]
+    fn parse_refuses_other_shapes_and_impossible_dates() {
+        for bad in [
+            "",
+            "2026-11-23T03:40:00.123",
+            "2026-11-23T03:40:00.123Z ",
+            "2026-11-23 03:40:00.123Z",
+            "2026-11-23T03:40:00,123Z",
+            "2026-11-23T03:40:00.12aZ",
+            "2026-13-01T00:00:00.000Z",
+            "2026-00-01T00:00:00.000Z",
+            "2026-04-31T00:00:00.000Z",
+            "2026-02-29T00:00:00.000Z",
+            "2026-01-00T00:00:00.000Z",
+            "2026-01-01T24:00:00.000Z",
+            "2026-01-01T00:60:00.000Z",
+            "2026-01-01T00:00:60.000Z",
+        ] {
+            assert_eq!(parse_ms(bad.as_bytes()), None, "{bad}");
+        }
+        assert!(parse_ms(b"2024-02-29T00:00:00.000Z").is_some());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::control::proto::ErrorBody;
 use crate::control::server::{self, ControlRequest};
 use crate::core::{self, Event, Gen, ReqId, Slot, State, Time, Timer};
-use crate::logs::Logs;
+use crate::logs::{AppLog, Logs};
 
 /// How long supd waits, after the last instance is gone, for log pipes held by stray
 /// descendants to reach EOF before it exits anyway.
@@ -86,15 +86,8 @@ struct Runtime {
 
 impl Runtime {
     fn new(config: Config, listener: UnixListener, socket: PathBuf) -> Result<Runtime, String> {
-        let files = config
-            .apps
-            .iter()
-            .map(|app| {
-                let file = config.supervisor.log_dir.join(format!("{}.log", app.name));
-                (app.name.clone(), file)
-            })
-            .collect();
-        let logs = Logs::start(files).map_err(|e| {
+        let pid1 = nix::unistd::getpid().as_raw() == 1;
+        let logs = Logs::start(AppLog::all(&config), pid1).map_err(|e| {
             format!(
                 "cannot open the app logs under {}: {e}",
                 config.supervisor.log_dir.display()
