@@ -31,6 +31,11 @@
 //! |                           | prints `started` and exits 0 (the child is reparented)        |
 //! | `zombies N`               | N children exit at once and are never waited for; then        |
 //! |                           | `zombies-made ... count=N pids=a,b,c`; sleeps forever         |
+//! | `emit TEXT`               | TEXT with `\n`, `\r`, `\\` and `\xNN` decoded, as raw bytes in |
+//! |                           | one write (no `testkit:` line, no added newline), exit 0      |
+//! | `long-line BYTES`         | one line of BYTES `y`s, then `long-done`; sleeps forever      |
+//! | `both N`                  | lines `out 1`, `err 1`, ... alternately on stdout and stderr, |
+//! |                           | then `both-done`; sleeps forever                              |
 //!
 //! A bad invocation prints a usage line on stderr and exits 2. The process is
 //! single-threaded on purpose: that is what makes `fork` without `exec` sound here.
@@ -52,7 +57,8 @@ use nix::unistd::{fork, getpid, pause, pipe, setsid, write, ForkResult, Pid};
 
 const USAGE: &str = "usage: testkit sleep | crash [CODE] [AFTER_MS] | exit CODE | ignore-term \
                      | fork-tree N [--escape] | spam N [BYTES] | spam-lines N [BYTES] | print-env \
-                     | print-fds | stderr LINE | term-exit CODE | orphan | zombies N";
+                     | print-fds | stderr LINE | term-exit CODE | orphan | zombies N | emit TEXT \
+                     | long-line BYTES | both N";
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -77,6 +83,9 @@ fn main() {
         "term-exit" => term_exit(arg(rest, 0, None)),
         "orphan" => orphan(),
         "zombies" => zombies(arg(rest, 0, None)),
+        "emit" => emit(rest.first().map_or("", String::as_str)),
+        "long-line" => long_line(arg(rest, 0, None)),
+        "both" => both(arg(rest, 0, None)),
         other => usage(&format!("unknown mode {other:?}")),
     }
 }
@@ -161,6 +170,60 @@ fn spam_lines(count: u64, bytes: usize) -> ! {
     }
     say("spam-done", &format!("count={count}"));
     exit(0)
+}
+
+/// `emit TEXT`: arbitrary bytes (invalid UTF-8, CRLF, no final newline) for the log tests.
+fn emit(text: &str) -> ! {
+    let mut out = Vec::new();
+    let mut chars = text.bytes();
+    while let Some(b) = chars.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match chars.next() {
+            Some(b'n') => out.push(b'\n'),
+            Some(b'r') => out.push(b'\r'),
+            Some(b'x') => {
+                let hex: Vec<u8> = chars.by_ref().take(2).collect();
+                let hex = std::str::from_utf8(&hex).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(byte) => out.push(byte),
+                    Err(_) => usage(&format!("bad \\x escape in {text:?}")),
+                }
+            }
+            Some(other) => out.push(other),
+            None => out.push(b'\\'),
+        }
+    }
+    write_stdout(&out);
+    exit(0)
+}
+
+/// `long-line BYTES`: one line far longer than any log line limit.
+fn long_line(bytes: usize) -> ! {
+    let mut line = vec![b'y'; bytes];
+    line.push(b'\n');
+    write_stdout(&line);
+    say("long-done", &format!("bytes={bytes}"));
+    forever()
+}
+
+/// `both N`: stdout and stderr alternately, one write(2) each, so the order is known.
+fn both(count: u64) -> ! {
+    let mut err = File::from(
+        std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .expect("testkit: cannot dup stderr"),
+    );
+    for i in 1..=count {
+        write_stdout(format!("out {i}\n").as_bytes());
+        err.write_all(format!("err {i}\n").as_bytes())
+            .expect("testkit: write to stderr failed");
+    }
+    say("both-done", &format!("count={count}"));
+    forever()
 }
 
 /// What follows the line number `L000000001` in a spam line: a space, `x` padding and the

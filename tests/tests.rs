@@ -6,5 +6,6 @@ mod support;
 mod config;
 mod control;
 mod lifecycle;
+mod logs;
 mod pid1;
 mod repo;

@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 use sup::control::client::{Client, ClientError};
-use sup::control::proto::{ActionResult, Command, ProtoError, Status};
+use sup::control::proto::{ActionResult, Command, ProtoError, Status, StreamName};
 use sup::control::{render, socket_path};
 
 /// The daemon answered with an error.
@@ -76,6 +76,33 @@ enum Verb {
     },
     /// Stop every app and make supd exit, as SIGTERM does
     Shutdown,
+    /// Show the last log lines of APP (default: every app), then follow with -f
+    Logs {
+        /// `name`, `name:INDEX` or `all` [default: all]
+        #[arg(value_name = "APP")]
+        app: Option<String>,
+        /// How many past lines
+        #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = sup::control::proto::DEFAULT_LOG_LINES)]
+        lines: u32,
+        /// Keep printing new lines as they are written (Ctrl-C to stop)
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only standard error
+        #[arg(long, conflicts_with = "out")]
+        err: bool,
+        /// Only standard output
+        #[arg(long)]
+        out: bool,
+        /// Reopen every log file instead (after an external logrotate moved them)
+        #[arg(long, conflicts_with_all = ["follow", "err", "out", "app"])]
+        reopen: bool,
+    },
+    /// Empty the log files of APP (default: every app), as `pm2 flush` does
+    Flush {
+        /// `name` or `all` [default: all]
+        #[arg(value_name = "APP")]
+        app: Option<String>,
+    },
 }
 
 impl Verb {
@@ -86,6 +113,25 @@ impl Verb {
             Verb::Stop { app } => Command::Stop { app: app.clone() },
             Verb::Restart { app } => Command::Restart { app: app.clone() },
             Verb::Shutdown => Command::Shutdown,
+            Verb::Logs { reopen: true, .. } => Command::Reopen,
+            Verb::Logs {
+                app,
+                lines,
+                follow,
+                err,
+                out,
+                reopen: false,
+            } => Command::Logs {
+                app: app.clone(),
+                lines: *lines,
+                follow: *follow,
+                stream: match (err, out) {
+                    (true, _) => Some(StreamName::Err),
+                    (_, true) => Some(StreamName::Out),
+                    _ => None,
+                },
+            },
+            Verb::Flush { app } => Command::Flush { app: app.clone() },
         }
     }
 }
@@ -113,6 +159,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let command = cli.verb.command();
     let verb = command.name();
 
+    if let Command::Logs { .. } = command {
+        return stream_logs(cli, &path, command);
+    }
     let reply = match Client::connect(&path).and_then(|mut client| client.call(command)) {
         Ok(reply) => reply,
         Err(err) => return Ok(client_failure(cli, &err)),
@@ -144,9 +193,67 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Verb::Shutdown => "every app stopped; supd is exiting\n".to_owned(),
+        Verb::Logs { .. } => "log files reopened\n".to_owned(),
+        Verb::Flush { .. } => {
+            let apps = reply
+                .data
+                .as_ref()
+                .and_then(|d| d["flushed"].as_array().cloned());
+            let names: Vec<&str> = apps.iter().flatten().filter_map(Value::as_str).collect();
+            format!("flushed the logs of {}\n", names.join(", "))
+        }
     };
     print(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `logs`: print each streamed record as it arrives (one JSON object per line with
+/// `--json`), until the terminal reply, the daemon going away, or a closed stdout.
+fn stream_logs(cli: &Cli, path: &Path, command: Command) -> anyhow::Result<ExitCode> {
+    let mut client = match Client::connect(path) {
+        Ok(client) => client,
+        Err(err) => return Ok(client_failure(cli, &err)),
+    };
+    let mut failure: Option<anyhow::Error> = None;
+    let mut refused = None;
+    let streamed = client.stream(command, |reply| {
+        if !reply.ok {
+            refused = reply.error;
+            return false;
+        }
+        let records = reply.data.as_ref().and_then(|d| d["records"].as_array());
+        let mut text = String::new();
+        for record in records.into_iter().flatten() {
+            if cli.json {
+                text.push_str(&record.to_string());
+                text.push('\n');
+            } else {
+                text.push_str(&render::log_line(record));
+            }
+        }
+        match print(&text) {
+            Ok(()) => true,
+            Err(err) => {
+                failure = Some(err);
+                false
+            }
+        }
+    });
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    if let Some(error) = refused {
+        if cli.json {
+            let kind = serde_json::to_value(error.kind).unwrap_or(Value::Null);
+            print_failure_json(kind, &error.message);
+        }
+        complain(&error.message);
+        return Ok(ExitCode::from(EXIT_DAEMON_ERROR));
+    }
+    match streamed {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(err) => Ok(client_failure(cli, &err)),
+    }
 }
 
 /// Report a failure to talk to supd: 3 when it is not there at all, else 1.

@@ -53,6 +53,47 @@ pub enum Command {
     },
     /// Stop everything and exit, as SIGTERM does.
     Shutdown,
+    /// The last `lines` log records of a target, then (with `follow`) every new one as it
+    /// is written. Streams: replies with `more` carry `{"records":[…]}`.
+    Logs {
+        /// `name`, `name:INDEX`, `all` or none for every app.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        app: Option<String>,
+        /// How many past records to send first.
+        #[serde(default = "default_log_lines")]
+        lines: u32,
+        /// Keep sending new records until the client hangs up.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        follow: bool,
+        /// Only stdout or only stderr.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream: Option<StreamName>,
+    },
+    /// Empty the log files of a target (all apps when none), as `pm2 flush` does.
+    Flush {
+        /// `name` or `all`; none for every app.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        app: Option<String>,
+    },
+    /// Close and reopen every log file (after an external logrotate moved them).
+    Reopen,
+}
+
+/// Past records `logs` sends when the request does not say.
+pub const DEFAULT_LOG_LINES: u32 = 20;
+
+fn default_log_lines() -> u32 {
+    DEFAULT_LOG_LINES
+}
+
+/// A child's output stream, as the protocol names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamName {
+    /// Standard output.
+    Out,
+    /// Standard error.
+    Err,
 }
 
 /// A reply to one request.
@@ -100,6 +141,8 @@ pub enum ErrorKind {
     UnknownInstance,
     /// supd is shutting down and takes no more orders.
     ShuttingDown,
+    /// Reading or changing the log files failed.
+    LogIo,
 }
 
 /// `data` of `status`: the shape of DESIGN §6 (fields may be added, none renamed).
@@ -131,6 +174,9 @@ pub struct AppStatus {
     pub name: String,
     /// Its instances, by index.
     pub instances: Vec<InstanceStatus>,
+    /// Log lines lost to write errors (disk full...) since supd started.
+    #[serde(default)]
+    pub log_dropped: u64,
 }
 
 /// One instance, as `status` shows it.
@@ -218,7 +264,9 @@ pub struct ActionResult {
 /// The `cmd` names this build knows, in the order `unknown_command` errors list them.
 ///
 /// Keep in step with [`Command`] ([`Command::name`] is the exhaustive match that names them).
-pub const COMMANDS: &[&str] = &["status", "start", "stop", "restart", "shutdown"];
+pub const COMMANDS: &[&str] = &[
+    "status", "start", "stop", "restart", "shutdown", "logs", "flush", "reopen",
+];
 
 /// A reply line that could not be understood.
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +291,9 @@ impl Command {
             Command::Stop { .. } => "stop",
             Command::Restart { .. } => "restart",
             Command::Shutdown => "shutdown",
+            Command::Logs { .. } => "logs",
+            Command::Flush { .. } => "flush",
+            Command::Reopen => "reopen",
         }
     }
 }
@@ -450,11 +501,13 @@ pub fn decode_request(line: &[u8]) -> Result<Request, Reply> {
 
 fn takes_no_arguments(cmd: &Command) -> bool {
     match cmd {
-        Command::Shutdown => true,
+        Command::Shutdown | Command::Reopen => true,
         Command::Status { .. }
         | Command::Start { .. }
         | Command::Stop { .. }
-        | Command::Restart { .. } => false,
+        | Command::Restart { .. }
+        | Command::Logs { .. }
+        | Command::Flush { .. } => false,
     }
 }
 
@@ -531,6 +584,14 @@ mod tests {
             Command::Stop { app: "a".into() },
             restart("a"),
             Command::Shutdown,
+            Command::Logs {
+                app: None,
+                lines: 5,
+                follow: true,
+                stream: Some(StreamName::Err),
+            },
+            Command::Flush { app: None },
+            Command::Reopen,
         ];
         let names: Vec<&str> = all.iter().map(Command::name).collect();
         assert_eq!(names, COMMANDS);
@@ -614,7 +675,7 @@ mod tests {
         r#""apps":[{"name":"backend","instances":[{"index":0,"pid":57,"state":"online","ready":true,"#,
         r#""restarts":2,"last_reason":"memory","uptime_ms":3000,"memory_bytes":52142080,"cpu_percent":1.5},"#,
         r#"{"index":1,"pid":null,"state":"backoff","ready":false,"restarts":3,"last_reason":"crash","#,
-        r#""uptime_ms":null,"memory_bytes":null,"cpu_percent":null,"last_exit":"exit 1","next_start_ms":1200}]}]}"#
+        r#""uptime_ms":null,"memory_bytes":null,"cpu_percent":null,"last_exit":"exit 1","next_start_ms":1200}],"log_dropped":0}]}"#
     );
 
     fn status_sample() -> Status {
@@ -657,6 +718,7 @@ mod tests {
                         next_start_ms: Some(1200),
                     },
                 ],
+                log_dropped: 0,
             }],
         }
     }
@@ -775,7 +837,7 @@ mod tests {
             (
                 11,
                 ErrorKind::UnknownCommand,
-                "unknown command \"frobnicate\"; this daemon knows: status, start, stop, restart, shutdown"
+                "unknown command \"frobnicate\"; this daemon knows: status, start, stop, restart, shutdown, logs, flush, reopen"
                     .to_owned()
             )
         );

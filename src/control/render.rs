@@ -200,6 +200,32 @@ fn past_tense(verb: &str) -> String {
     }
 }
 
+/// One log record from the wire (`{"ts","app","instance","pid","stream","msg"}`) as the
+/// text line of a log file: `2026-11-23T03:40:00.123Z backend:0 out | message`, `+` for a
+/// continuation piece, `-` as the index of supd's own records. A `msg` that is a JSON object
+/// (`log_json = "embed"`) is printed compactly.
+pub fn log_line(record: &serde_json::Value) -> String {
+    let text = |key: &str| record[key].as_str().unwrap_or("?").to_string();
+    let index = record["instance"]
+        .as_u64()
+        .map_or_else(|| "-".to_string(), |i| i.to_string());
+    let mark = if record["cont"] == true { '+' } else { '|' };
+    let msg = match &record["msg"] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    format!(
+        "{} {}:{} {} {} {}\n",
+        text("ts"),
+        text("app"),
+        index,
+        text("stream"),
+        mark,
+        msg
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +273,7 @@ mod tests {
         AppStatus {
             name: name.to_owned(),
             instances,
+            log_dropped: 0,
         }
     }
 
@@ -441,6 +468,20 @@ migrate:0 last exit: exit 0
         assert_eq!(
             action_summary("restart", &ActionResult { apps: vec![] }),
             "restarted no instances\n"
+        );
+    }
+
+    #[test]
+    fn log_lines_read_like_the_file_format() {
+        let r = serde_json::json!({"ts":"2026-11-23T03:40:00.123Z","app":"backend","instance":0,"pid":57,"stream":"out","msg":"hello"});
+        assert_eq!(
+            log_line(&r),
+            "2026-11-23T03:40:00.123Z backend:0 out | hello\n"
+        );
+        let r = serde_json::json!({"ts":"2026-11-23T03:40:00.123Z","app":"api","instance":null,"stream":"err","msg":{"level":30},"cont":true});
+        assert_eq!(
+            log_line(&r),
+            "2026-11-23T03:40:00.123Z api:- err + {\"level\":30}\n"
         );
     }
 }

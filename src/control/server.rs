@@ -15,14 +15,20 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::proto::{self, Command, ErrorBody, ErrorKind, Reply};
 
-/// A request forwarded to the runtime, with where its terminal reply goes.
+/// A request forwarded to the runtime, with where its replies go.
 #[derive(Debug)]
 pub struct ControlRequest {
     /// What was asked.
     pub cmd: Command,
     /// The outcome, sent exactly once.
     pub reply: oneshot::Sender<Result<serde_json::Value, ErrorBody>>,
+    /// For streaming commands (`logs`): the data of each non-terminal reply. Closed when
+    /// the client hangs up, which tells the sender to stop.
+    pub stream: Option<mpsc::Sender<serde_json::Value>>,
 }
+
+/// Non-terminal replies that may wait for a slow client before the sender waits too.
+const STREAM_QUEUE: usize = 64;
 
 /// Why the socket could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +139,10 @@ async fn connection(stream: UnixStream, requests: mpsc::Sender<ControlRequest>) 
             ),
             Ok(LineRead::Line) => match proto::decode_request(&line) {
                 Err(reply) => reply,
-                Ok(request) => answer(request, &requests).await,
+                Ok(request) => match answer(request, &requests, &mut reader, &mut write).await {
+                    Some(reply) => reply,
+                    None => return,
+                },
             },
         };
         if write.write_all(&proto::encode_reply(&reply)).await.is_err() {
@@ -142,29 +151,79 @@ async fn connection(stream: UnixStream, requests: mpsc::Sender<ControlRequest>) 
     }
 }
 
-async fn answer(request: proto::Request, requests: &mpsc::Sender<ControlRequest>) -> Reply {
-    let (tx, rx) = oneshot::channel();
-    let gone = || {
-        Reply::error(
-            request.id,
-            ErrorKind::ShuttingDown,
-            "supd is shutting down".to_string(),
-        )
+/// Forward one request and wait for its terminal reply, writing the non-terminal ones of
+/// a stream as they come. `None` when the client went away meanwhile.
+async fn answer(
+    request: proto::Request,
+    requests: &mpsc::Sender<ControlRequest>,
+    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+) -> Option<Reply> {
+    let id = request.id;
+    let gone = || Reply::error(id, ErrorKind::ShuttingDown, "supd is shutting down");
+    let (tx, mut rx) = oneshot::channel();
+    let (stream, mut items) = match request.cmd {
+        Command::Logs { .. } => {
+            let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+            (Some(tx), Some(rx))
+        }
+        _ => (None, None),
     };
-    if requests
-        .send(ControlRequest {
-            cmd: request.cmd.clone(),
-            reply: tx,
-        })
-        .await
-        .is_err()
-    {
-        return gone();
+    let forwarded = ControlRequest {
+        cmd: request.cmd,
+        reply: tx,
+        stream,
+    };
+    if requests.send(forwarded).await.is_err() {
+        return Some(gone());
     }
-    match rx.await {
-        Ok(Ok(data)) => Reply::ok(request.id, data),
-        Ok(Err(error)) => Reply::error(request.id, error.kind, error.message),
-        Err(_) => gone(),
+    loop {
+        tokio::select! {
+            biased;
+            Some(data) = next_item(&mut items) => {
+                if write.write_all(&proto::encode_reply(&Reply::more(id, data))).await.is_err() {
+                    return None;
+                }
+            }
+            outcome = &mut rx => {
+                // The sender queued every item before the terminal reply: write them first.
+                while let Some(data) = items.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                    if write.write_all(&proto::encode_reply(&Reply::more(id, data))).await.is_err() {
+                        return None;
+                    }
+                }
+                return Some(match outcome {
+                    Ok(Ok(data)) => Reply::ok(id, data),
+                    Ok(Err(error)) => Reply::error(id, error.kind, error.message),
+                    Err(_) => gone(),
+                });
+            }
+            // A client that hangs up in the middle of a stream (`supctl logs -f`, Ctrl-C)
+            // ends it; anything it sends meanwhile is not a request we can take.
+            hangup = reader.fill_buf(), if items.is_some() => {
+                if matches!(hangup, Ok([]) | Err(_)) {
+                    return None;
+                }
+                let n = hangup.map(<[u8]>::len).unwrap_or(0);
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+/// The next streamed item, or never when there is no stream (or it ended).
+async fn next_item(
+    items: &mut Option<mpsc::Receiver<serde_json::Value>>,
+) -> Option<serde_json::Value> {
+    match items {
+        Some(rx) => match rx.recv().await {
+            Some(item) => Some(item),
+            None => {
+                *items = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
     }
 }
 

@@ -3,7 +3,7 @@
 use super::event::{ReqId, Timer};
 use super::state::{Gen, Slot, Time};
 use crate::config::Signal;
-use crate::control::proto::ErrorBody;
+use crate::control::proto::{ErrorBody, Status, StreamName};
 
 /// The level of a [`Effect::Log`] line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,33 @@ pub enum Effect {
         /// Its outcome.
         outcome: Result<serde_json::Value, ErrorBody>,
     },
+    /// The terminal reply to a `status` request; the runtime adds what only it measures
+    /// (log lines dropped) before sending.
+    ReplyStatus {
+        /// The request.
+        req: ReqId,
+        /// The status as the core sees it.
+        status: Status,
+    },
+    /// Send the logs of `query` to request `req`; the runtime streams and answers.
+    ShowLogs {
+        /// The request.
+        req: ReqId,
+        /// What to show.
+        query: LogQuery,
+    },
+    /// Empty the log files of `apps`; the runtime answers `req`.
+    FlushLogs {
+        /// The request.
+        req: ReqId,
+        /// App names.
+        apps: Vec<String>,
+    },
+    /// Close and reopen every log file; the runtime answers `req`.
+    ReopenLogs {
+        /// The request.
+        req: ReqId,
+    },
     /// Write a line to supd's own log.
     Log {
         /// How loud.
@@ -63,4 +90,19 @@ pub enum Effect {
         /// The exit code.
         code: i32,
     },
+}
+
+/// Which log records a `logs` request wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogQuery {
+    /// One app, or every app.
+    pub app: Option<String>,
+    /// One instance of that app.
+    pub index: Option<u32>,
+    /// Only stdout or only stderr.
+    pub stream: Option<StreamName>,
+    /// How many past records first.
+    pub lines: u32,
+    /// Then keep following.
+    pub follow: bool,
 }

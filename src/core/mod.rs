@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::config::Signal;
 use crate::control::proto::{ActionResult, Command, ErrorBody, ErrorKind, Reason};
-pub use effect::{Effect, Level};
+pub use effect::{Effect, Level, LogQuery};
 pub use event::{Event, ExitStatus, ReqId, Timer};
 use policy::{Decision, RunEnd};
 pub use state::{AfterStop, Gen, Goal, LastExit, Pending, Phase, Shutdown, Slot, State, Time};
@@ -461,11 +461,67 @@ impl Cx<'_> {
     fn on_request(&mut self, req: ReqId, cmd: Command) {
         let now = self.now;
         match &cmd {
-            Command::Status { app } => {
-                let outcome = view::status(self.state, app.as_deref(), now)
-                    .map(|s| serde_json::to_value(s).unwrap_or_default());
-                self.fx.push(Effect::Reply { req, outcome });
+            Command::Status { app } => match view::status(self.state, app.as_deref(), now) {
+                Ok(status) => self.fx.push(Effect::ReplyStatus { req, status }),
+                Err(error) => self.fx.push(Effect::Reply {
+                    req,
+                    outcome: Err(error),
+                }),
+            },
+            Command::Logs {
+                app,
+                lines,
+                follow,
+                stream,
+            } => {
+                let target = app.as_deref().filter(|a| *a != "all");
+                let query = |app: Option<String>, index: Option<u32>| LogQuery {
+                    app,
+                    index,
+                    stream: *stream,
+                    lines: *lines,
+                    follow: *follow,
+                };
+                let effect = match target.map(|t| (t, view::resolve(self.state, t))) {
+                    None => Effect::ShowLogs {
+                        req,
+                        query: query(None, None),
+                    },
+                    Some((_, Err(error))) => Effect::Reply {
+                        req,
+                        outcome: Err(error),
+                    },
+                    Some((target, Ok(slots))) => {
+                        // `app` names every instance; `app:N` exactly one.
+                        let first = slots.first().copied();
+                        let name = first.map(|s| self.state.apps[s.app].config.name.clone());
+                        let index = first.filter(|_| target.contains(':')).map(|s| s.index);
+                        Effect::ShowLogs {
+                            req,
+                            query: query(name, index),
+                        }
+                    }
+                };
+                self.fx.push(effect);
             }
+            Command::Flush { app } => {
+                let effect = match view::resolve(self.state, app.as_deref().unwrap_or("all")) {
+                    Ok(slots) => {
+                        let mut apps: Vec<String> = slots
+                            .iter()
+                            .map(|s| self.state.apps[s.app].config.name.clone())
+                            .collect();
+                        apps.dedup();
+                        Effect::FlushLogs { req, apps }
+                    }
+                    Err(error) => Effect::Reply {
+                        req,
+                        outcome: Err(error),
+                    },
+                };
+                self.fx.push(effect);
+            }
+            Command::Reopen => self.fx.push(Effect::ReopenLogs { req }),
             Command::Shutdown => {
                 self.begin_shutdown();
                 if let Some(shutdown) = self.state.shutdown.as_mut() {

@@ -158,7 +158,11 @@ impl H {
                     "spawn while the slot still has a process: {effect:?}"
                 );
             }
-            Effect::Reply { req, .. } => {
+            Effect::Reply { req, .. }
+            | Effect::ReplyStatus { req, .. }
+            | Effect::ShowLogs { req, .. }
+            | Effect::FlushLogs { req, .. }
+            | Effect::ReopenLogs { req } => {
                 let n = self.replies.entry(*req).or_default();
                 *n += 1;
                 assert_eq!(*n, 1, "second terminal reply to request {req}");
@@ -239,6 +243,9 @@ fn signals(fx: &[Effect]) -> Vec<i32> {
 fn reply(fx: &[Effect], req: ReqId) -> Option<Result<serde_json::Value, ErrorBody>> {
     fx.iter().find_map(|e| match e {
         Effect::Reply { req: r, outcome } if *r == req => Some(outcome.clone()),
+        Effect::ReplyStatus { req: r, status } if *r == req => {
+            Some(Ok(serde_json::to_value(status).expect("json")))
+        }
         _ => None,
     })
 }
@@ -747,4 +754,45 @@ autostart = false
     h.at(10);
     h.exit(slot(1, 0), ExitStatus::Code(0));
     assert_eq!(h.status_of(slot(1, 0)).state, StateName::Exited);
+}
+
+#[test]
+fn logs_requests_name_what_to_show_and_unknown_targets_are_refused() {
+    let mut a = app("web");
+    a.instances = 2;
+    let mut h = H::new(vec![a, app("db")]);
+    h.send(Event::Boot);
+    let logs = |app: Option<&str>| Command::Logs {
+        app: app.map(str::to_string),
+        lines: 5,
+        follow: true,
+        stream: None,
+    };
+    for (target, want) in [
+        (None, (None, None)),
+        (Some("all"), (None, None)),
+        (Some("web"), (Some("web".to_string()), None)),
+        (Some("web:1"), (Some("web".to_string()), Some(1))),
+    ] {
+        let (req, fx) = h.request(logs(target));
+        let query = fx
+            .iter()
+            .find_map(|e| match e {
+                Effect::ShowLogs { req: r, query } if *r == req => Some(query.clone()),
+                _ => None,
+            })
+            .expect("show logs");
+        assert_eq!((query.app, query.index), want, "{target:?}");
+        assert!(query.follow);
+    }
+    let (req, fx) = h.request(logs(Some("web:7")));
+    assert_eq!(
+        reply(&fx, req).expect("reply").map_err(|e| e.kind),
+        Err(ErrorKind::UnknownInstance)
+    );
+    let (req, fx) = h.request(Command::Flush { app: None });
+    assert!(fx.contains(&Effect::FlushLogs {
+        req,
+        apps: vec!["web".into(), "db".into()]
+    }));
 }

@@ -49,6 +49,8 @@ fn app_status(state: &State, app: usize, slots: &[Slot], now: Time) -> AppStatus
             .filter(|s| s.app == app)
             .filter_map(|&s| instance_status(state, s, now))
             .collect(),
+        // Only the runtime knows; it fills this in before replying.
+        log_dropped: 0,
     }
 }
 

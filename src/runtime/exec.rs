@@ -67,11 +67,52 @@ impl Runtime {
                 }
             }
             Effect::SetTimer { at, timer } => self.timers.push(Reverse((at, timer))),
-            Effect::Reply { req, outcome } => {
-                if let Some(reply) = self.replies.remove(&req) {
-                    // The client may have gone away; nothing to do then.
-                    let _ = reply.send(outcome);
+            Effect::Reply { req, outcome } => self.reply(req, outcome),
+            Effect::ReplyStatus { req, mut status } => {
+                for app in &mut status.apps {
+                    app.log_dropped = self.logs.dropped(&app.name);
                 }
+                self.reply(req, Ok(serde_json::to_value(status).unwrap_or_default()));
+            }
+            Effect::ShowLogs { req, query } => {
+                if let Some(responder) = self.replies.remove(&req) {
+                    let apps: Vec<String> = self
+                        .state
+                        .apps
+                        .iter()
+                        .map(|a| a.config.name.clone())
+                        .collect();
+                    super::logview::show(&self.logs, &apps, query, responder);
+                }
+            }
+            Effect::FlushLogs { req, apps } => {
+                let Some(responder) = self.replies.remove(&req) else {
+                    return;
+                };
+                // The writer thread truncates between two writes; the loop does not wait.
+                let flushes: Vec<_> = apps.iter().map(|app| self.logs.flush(Some(app))).collect();
+                tokio::spawn(async move {
+                    let mut failed = Vec::new();
+                    for (app, flush) in apps.iter().zip(flushes) {
+                        if let Err(e) = flush.await {
+                            failed.push(format!("{app}: {e}"));
+                        }
+                    }
+                    let outcome = if failed.is_empty() {
+                        tracing::info!("flushed the logs of {}", apps.join(", "));
+                        Ok(serde_json::json!({ "flushed": apps }))
+                    } else {
+                        Err(crate::control::proto::ErrorBody {
+                            kind: crate::control::proto::ErrorKind::LogIo,
+                            message: format!("could not flush {}", failed.join("; ")),
+                        })
+                    };
+                    let _ = responder.reply.send(outcome);
+                });
+            }
+            Effect::ReopenLogs { req } => {
+                self.logs.reopen();
+                self.reply(req, Ok(serde_json::json!({ "reopened": true })));
             }
             Effect::Log { level, message } => match level {
                 Level::Info => tracing::info!("{message}"),
@@ -79,6 +120,19 @@ impl Runtime {
                 Level::Error => tracing::error!("{message}"),
             },
             Effect::Exit { code } => self.exit = Some(code),
+        }
+    }
+}
+
+impl Runtime {
+    fn reply(
+        &mut self,
+        req: crate::core::ReqId,
+        outcome: Result<serde_json::Value, crate::control::proto::ErrorBody>,
+    ) {
+        if let Some(responder) = self.replies.remove(&req) {
+            // The client may have gone away; nothing to do then.
+            let _ = responder.reply.send(outcome);
         }
     }
 }

@@ -8,6 +8,7 @@
 //! on the same thread, an exit can never be reaped before its spawn is registered.
 
 mod exec;
+mod logview;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -55,6 +56,13 @@ pub fn run(config: Config, listener: UnixListener, socket: PathBuf) -> i32 {
     code
 }
 
+/// Where the replies to one request go.
+struct Responder {
+    reply: oneshot::Sender<Result<serde_json::Value, ErrorBody>>,
+    /// Non-terminal replies, for streaming commands.
+    stream: Option<mpsc::Sender<serde_json::Value>>,
+}
+
 /// A leader not yet reaped.
 struct Proc {
     slot: Slot,
@@ -74,7 +82,7 @@ struct Runtime {
     /// Groups whose leader was reaped while other members lived.
     draining: Vec<i32>,
     timers: BinaryHeap<Reverse<(Time, Timer)>>,
-    replies: HashMap<ReqId, oneshot::Sender<Result<serde_json::Value, ErrorBody>>>,
+    replies: HashMap<ReqId, Responder>,
     next_req: ReqId,
     requests: mpsc::Receiver<ControlRequest>,
     logs: Logs,
@@ -139,9 +147,10 @@ impl Runtime {
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
             signal(SignalKind::hangup()),
+            signal(SignalKind::user_defined1()),
         );
-        let (mut chld, mut term, mut int, mut hup) = match signals {
-            (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
+        let (mut chld, mut term, mut int, mut hup, mut usr1) = match signals {
+            (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e)) => (a, b, c, d, e),
             _ => {
                 tracing::error!("cannot install signal handlers");
                 return 1;
@@ -170,13 +179,17 @@ impl Runtime {
                     tracing::info!("SIGINT: {}", if force { "killing everything now" } else { "shutting down (SIGINT again to kill at once)" });
                     self.dispatch(Event::ShutdownSignal { force });
                 }
+                _ = usr1.recv() => {
+                    tracing::info!("SIGUSR1: reopening the log files");
+                    self.logs.reopen();
+                }
                 _ = hup.recv() => {
                     tracing::warn!("SIGHUP: re-reading the config is not supported yet; nothing changed");
                 }
                 Some(request) = self.requests.recv() => {
                     let req = self.next_req;
                     self.next_req += 1;
-                    self.replies.insert(req, request.reply);
+                    self.replies.insert(req, Responder { reply: request.reply, stream: request.stream });
                     self.dispatch(Event::Request { req, cmd: request.cmd });
                 }
                 _ = sleep => self.fire_timers(),

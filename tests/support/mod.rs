@@ -281,10 +281,15 @@ pub fn gone(pid: i32) -> bool {
 
 /// One `[[app]]` running the testkit in `mode` with extra TOML lines.
 pub fn kit_app(name: &str, args: &[&str], extra: &str) -> String {
-    let mut cmd = vec![format!("\"{}\"", testkit())];
-    cmd.extend(args.iter().map(|a| format!("\"{a}\"")));
+    let mut cmd = vec![toml_str(&testkit())];
+    cmd.extend(args.iter().map(|a| toml_str(a)));
     format!(
         "[[app]]\nname = \"{name}\"\ncmd = [{}]\n{extra}\n",
         cmd.join(", ")
     )
+}
+
+/// `text` as a TOML basic string, so backslashes and quotes reach the program as written.
+pub fn toml_str(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
