@@ -94,11 +94,12 @@ impl Sandbox {
     /// Spawn supd with `args` without waiting for anything.
     pub fn spawn_supd(&self, args: &[&str]) -> Daemon {
         let stderr = fs::File::create(self.dir.join("supd.err")).expect("stderr file");
+        let stdout = fs::File::create(self.dir.join("supd.out")).expect("stdout file");
         let child = Command::new(SUPD)
             .args(args)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr)
             .spawn()
             .expect("spawn supd");
