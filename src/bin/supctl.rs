@@ -210,6 +210,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 /// `logs`: print each streamed record as it arrives (one JSON object per line with
 /// `--json`), until the terminal reply, the daemon going away, or a closed stdout.
 fn stream_logs(cli: &Cli, path: &Path, command: Command) -> anyhow::Result<ExitCode> {
+    let follow = matches!(command, Command::Logs { follow: true, .. });
     let mut client = match Client::connect(path) {
         Ok(client) => client,
         Err(err) => return Ok(client_failure(cli, &err)),
@@ -252,6 +253,11 @@ fn stream_logs(cli: &Cli, path: &Path, command: Command) -> anyhow::Result<ExitC
     }
     match streamed {
         Ok(()) => Ok(ExitCode::SUCCESS),
+        // A follower's stream ends when supd exits: the end of the logs, not a failure.
+        Err(ClientError::Closed { .. }) if follow => {
+            complain("supd closed the stream (it stopped)");
+            Ok(ExitCode::SUCCESS)
+        }
         Err(err) => Ok(client_failure(cli, &err)),
     }
 }
