@@ -73,7 +73,9 @@ fn odd_bytes_are_kept_and_long_lines_split_not_truncated() {
 fn stdout_and_stderr_interleave_in_one_file() {
     let sb = Sandbox::new();
     let d = sb.start(&sb.config(&kit_app("both", &["both", "200"], "")));
+    // Two pipes, two readers: stdout's last line may land before stderr's.
     sb.wait_log("both", "both-done");
+    sb.wait_log("both", "err | err 200");
     let text = sb.read_log("both");
     let out: Vec<&str> = messages(&text, "both:0 out");
     let err: Vec<&str> = messages(&text, "both:0 err");
@@ -202,6 +204,7 @@ fn supctl_logs_shows_the_tail_then_follows() {
     .concat();
     let d = sb.start(&sb.config(&apps));
     sb.wait_log("both", "both-done");
+    sb.wait_log("both", "err | err 50");
     let out = d.supctl(&["logs", "both", "-n", "5", "--err"]);
     let text = String::from_utf8_lossy(&out.stdout);
     let got: Vec<&str> = messages(&text, "both:0 err");
@@ -260,6 +263,7 @@ fn supctl_logs_head_exits_zero() {
     let sb = Sandbox::new();
     let d = sb.start(&sb.config(&kit_app("both", &["both", "500"], "")));
     sb.wait_log("both", "both-done");
+    sb.wait_log("both", "err | err 500");
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -277,6 +281,7 @@ fn flush_empties_and_sigusr1_reopens() {
     let sb = Sandbox::new();
     let d = sb.start(&sb.config(&kit_app("w", &["both", "3"], "")));
     sb.wait_log("w", "both-done");
+    sb.wait_log("w", "err | err 3");
     let out = d.supctl(&["flush", "w"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
@@ -327,12 +332,24 @@ fn a_full_disk_counts_drops_and_marks_the_gap() {
         &format!("restart = \"never\"\nlog_file = \"{}\"", log.display()),
     );
     let d = sb.start(&sb.config(&app));
-    let row = wait_until(Duration::from_secs(20), "dropped lines in status", || {
-        let status = d.json(&["status", "spam"]);
-        let dropped = status["apps"][0]["log_dropped"].as_u64()?;
-        (dropped > 0 && status["apps"][0]["instances"][0]["state"] == "exited").then_some(status)
-    });
-    let dropped = row["apps"][0]["log_dropped"].as_u64().expect("count");
+    // Every line is accounted for once it is either in the file or counted as dropped
+    // (5000 lines and `spam-done`); the child exiting is not enough, its pipe may still hold
+    // lines.
+    let dropped = wait_until(
+        Duration::from_secs(20),
+        "every line written or dropped",
+        || {
+            let status = d.json(&["status", "spam"]);
+            let dropped = status["apps"][0]["log_dropped"].as_u64()?;
+            let written = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains(" spam:0 out | "))
+                .count() as u64;
+            (dropped > 0 && written + dropped >= 5001).then_some(dropped)
+        },
+    );
+    d.wait_instance("spam", 0, "exited", |r| r["state"] == "exited");
     // Free the space: the next write succeeds and starts with the marker.
     std::fs::write(&log, b"").expect("truncate");
     d.json(&["start", "spam"]);
@@ -340,7 +357,7 @@ fn a_full_disk_counts_drops_and_marks_the_gap() {
         let t = std::fs::read_to_string(&log).ok()?;
         t.contains("lines dropped").then_some(t)
     });
-    // The app had exited when the count was read, so the first marker carries exactly it.
+    // Nothing was left to write when the count was read, so the first marker carries it.
     let marker = text
         .lines()
         .find(|l| l.contains("lines dropped"))

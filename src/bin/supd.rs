@@ -43,7 +43,8 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_CONFIG } else { 0 });
         }
     };
-    init_tracing();
+    // Held until main returns: dropping it flushes what is queued.
+    let _log_guard = init_tracing();
 
     let path = match args.config.clone().or_else(default_config) {
         Some(path) => path,
@@ -80,7 +81,8 @@ fn main() -> ExitCode {
             );
         }
     }
-    // Bound before any thread exists: binding sets the process-wide umask for an instant.
+    // Bound before any thread that creates files exists: binding sets the process-wide
+    // umask for an instant (the diagnostics thread only writes to stderr).
     let listener = match server::bind(&socket) {
         Ok(listener) => listener,
         Err(e) => {
@@ -108,14 +110,24 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-/// supd's own diagnostics go to stderr, filtered by `RUST_LOG` (default `info`).
-fn init_tracing() {
+/// supd's own diagnostics go to stderr, filtered by `RUST_LOG` (default `info`), through
+/// a writer thread: a slow reader of stderr (a stalled journal, a full pipe) must never
+/// stall the event loop that supervises. Under such pressure diagnostics are dropped,
+/// never the apps' own logs.
+fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        // The queue is allocated up front; the default (128,000 lines) costs 4 MiB of RSS.
+        .buffered_lines_limit(1024)
+        .thread_name("supd-diag")
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
+    guard
 }

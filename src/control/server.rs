@@ -55,7 +55,7 @@ pub enum BindError {
 /// created 0660 (umask set around `bind`, so it is never wider, even for an instant),
 /// a stale socket (nothing listening) is replaced and a live one refused.
 ///
-/// Call this before any other thread exists: the umask is process-wide.
+/// Call this before any thread that creates files exists: the umask is process-wide.
 pub fn bind(path: &Path) -> Result<StdListener, BindError> {
     let io_err = |source| BindError::Io {
         path: path.to_path_buf(),

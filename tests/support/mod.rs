@@ -222,6 +222,15 @@ impl Daemon {
         );
     }
 
+    /// Wait until supd's own log (stderr, written by a background thread) has `needle`.
+    pub fn wait_stderr(&self, needle: &str) {
+        wait_until(
+            Duration::from_secs(10),
+            &format!("`{needle}` in supd's log"),
+            || self.stderr_text().contains(needle).then_some(()),
+        );
+    }
+
     pub fn stderr_text(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }
