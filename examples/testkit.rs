@@ -36,6 +36,9 @@
 //! | `long-line BYTES`         | one line of BYTES `y`s, then `long-done`; sleeps forever      |
 //! | `both N`                  | lines `out 1`, `err 1`, ... alternately on stdout and stderr, |
 //! |                           | then `both-done`; sleeps forever                              |
+//! | `alloc MIB EVERY_MS [--child]` | grows by MIB MiB (touched) every EVERY_MS, printing      |
+//! |                           | `alloc ... total_mib=N`; `--child`: a forked child grows while |
+//! |                           | the parent sleeps (a worker the leader's RSS does not show)   |
 //!
 //! A bad invocation prints a usage line on stderr and exits 2. The process is
 //! single-threaded on purpose: that is what makes `fork` without `exec` sound here.
@@ -58,7 +61,8 @@ use nix::unistd::{fork, getpid, pause, pipe, setsid, write, ForkResult, Pid};
 const USAGE: &str = "usage: testkit sleep | crash [CODE] [AFTER_MS] | exit CODE | ignore-term \
                      | fork-tree N [--escape] | spam N [BYTES] | spam-lines N [BYTES] | print-env \
                      | print-fds | stderr LINE | term-exit CODE | orphan | zombies N | emit TEXT \
-                     | long-line BYTES | both N";
+                     | long-line BYTES | both N \
+                     | alloc MIB EVERY_MS [--child]";
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -86,6 +90,11 @@ fn main() {
         "emit" => emit(rest.first().map_or("", String::as_str)),
         "long-line" => long_line(arg(rest, 0, None)),
         "both" => both(arg(rest, 0, None)),
+        "alloc" => alloc(
+            arg(rest, 0, None),
+            arg(rest, 1, None),
+            rest.iter().any(|a| a == "--child"),
+        ),
         other => usage(&format!("unknown mode {other:?}")),
     }
 }
@@ -198,6 +207,23 @@ fn emit(text: &str) -> ! {
     }
     write_stdout(&out);
     exit(0)
+}
+
+/// `alloc MIB EVERY_MS [--child]`: memory that really is resident (every page written).
+fn alloc(step_mib: usize, every_ms: u64, in_child: bool) -> ! {
+    if in_child {
+        // SAFETY: single-threaded process; the child only allocates, prints and sleeps.
+        if let ForkResult::Parent { .. } = unsafe { fork() }.expect("testkit: fork failed") {
+            say("started", "");
+            forever()
+        }
+    }
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    loop {
+        kept.push(vec![1u8; step_mib << 20]);
+        say("alloc", &format!("total_mib={}", kept.len() * step_mib));
+        thread::sleep(Duration::from_millis(every_ms));
+    }
 }
 
 /// `long-line BYTES`: one line far longer than any log line limit.

@@ -8,11 +8,13 @@
 //! - [`process`]: fork/exec, the reaper, signalling process groups.
 //! - [`logs`]: pipe readers, line framing, formatting, the writer thread.
 //! - [`control`]: the control protocol, its server in supd and its client in supctl.
+//! - [`monitor`]: /proc sampling of each instance's process tree (memory, CPU); decides nothing.
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod control;
 pub mod core;
 pub mod logs;
+pub mod monitor;
 pub mod process;
 pub mod runtime;

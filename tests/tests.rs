@@ -9,3 +9,4 @@ mod lifecycle;
 mod logs;
 mod pid1;
 mod repo;
+mod watch;

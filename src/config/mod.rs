@@ -75,6 +75,66 @@ pub struct App {
     pub group: Option<String>,
     /// The `log_*` keys: format, files, rotation and target of the app's output.
     pub log: LogSettings,
+    /// The memory-watch keys: `max_memory`, `memory_interval`, `memory_samples`,
+    /// `memory_action`, `max_unavailable`.
+    pub memory: MemorySettings,
+}
+
+/// The memory-watch keys of an app. [`Default`] gives the documented defaults: no limit,
+/// sampled every second, two samples over the limit in a row before acting, restart, one
+/// instance down at a time.
+///
+/// This is configuration only; sampling is [`crate::monitor`]'s, deciding is the core's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemorySettings {
+    /// `max_memory`: the limit in bytes on an instance's whole process tree (its RSS
+    /// summed). `None`: no limit, nothing is acted on (default). At least 1 MiB.
+    pub max_memory: Option<u64>,
+    /// `memory_interval`: how often each instance's tree is sampled (default 1s, at
+    /// least 100ms).
+    pub interval: Duration,
+    /// `memory_samples`: consecutive samples over `max_memory` before acting (default 2, at
+    /// least 1), so one spike does not restart an app.
+    pub samples: u32,
+    /// `memory_action`: what happens to an instance over its limit (default restart).
+    pub action: MemoryAction,
+    /// `max_unavailable`: how many instances of the app may be down at once for a memory
+    /// restart (default 1, at least 1); the others wait their turn.
+    pub max_unavailable: u32,
+}
+
+impl MemorySettings {
+    /// The smallest `max_memory`: below it nothing useful runs.
+    pub const MIN_MAX_MEMORY: u64 = 1 << 20;
+    /// `memory_interval` when the file sets none.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+    /// The smallest `memory_interval`: each sample reads all of `/proc`.
+    pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+    /// `memory_samples` when the file sets none.
+    pub const DEFAULT_SAMPLES: u32 = 2;
+    /// `max_unavailable` when the file sets none.
+    pub const DEFAULT_MAX_UNAVAILABLE: u32 = 1;
+}
+
+impl Default for MemorySettings {
+    fn default() -> Self {
+        MemorySettings {
+            max_memory: None,
+            interval: MemorySettings::DEFAULT_INTERVAL,
+            samples: MemorySettings::DEFAULT_SAMPLES,
+            action: MemoryAction::Restart,
+            max_unavailable: MemorySettings::DEFAULT_MAX_UNAVAILABLE,
+        }
+    }
+}
+
+/// `memory_action = "restart" | "stop"`: what happens to an instance over `max_memory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryAction {
+    /// Restart it (reason `memory`), at most `max_unavailable` instances at a time.
+    Restart,
+    /// Stop it, as `supctl stop` would: it is not restarted.
+    Stop,
 }
 
 /// The `log_*` keys of an app (DESIGN §3). [`Default`] gives the documented defaults.

@@ -49,6 +49,11 @@ pub const APP_KEYS: &[&str] = &[
     "log_retain",
     "log_compress",
     "log_target",
+    "max_memory",
+    "memory_interval",
+    "memory_samples",
+    "memory_action",
+    "max_unavailable",
     "profile",
 ];
 
@@ -66,6 +71,9 @@ pub const LOG_ROTATE_VALUES: &[&str] = &["daily", "hourly"];
 
 /// The values of `log_target`.
 pub const LOG_TARGET_VALUES: &[&str] = &["file", "stdout", "both"];
+
+/// The values of `memory_action`.
+pub const MEMORY_ACTION_VALUES: &[&str] = &["restart", "stop"];
 
 /// A spanned TOML value.
 pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
@@ -283,7 +291,9 @@ mod tests {
             ("commands", None),
             ("x", None),
             ("cw", Some("cwd")),
-            ("max_memory", None),
+            ("max_memroy", Some("max_memory")),
+            ("memory_sample", Some("memory_samples")),
+            ("cron_restart", None),
         ];
         for (word, want) in cases {
             assert_eq!(suggest(word, APP_KEYS), *want, "{word}");

@@ -20,13 +20,13 @@ use toml::Spanned;
 
 use super::raw::{self, one_of, suggest, type_name, Sink, Value, APP_KEYS, RESTART_VALUES};
 use super::raw::{
-    LOG_FORMAT_VALUES, LOG_JSON_VALUES, LOG_ROTATE_VALUES, LOG_TARGET_VALUES, SUPERVISOR_KEYS,
-    TOP_KEYS,
+    LOG_FORMAT_VALUES, LOG_JSON_VALUES, LOG_ROTATE_VALUES, LOG_TARGET_VALUES, MEMORY_ACTION_VALUES,
+    SUPERVISOR_KEYS, TOP_KEYS,
 };
 use super::units::{self, Instances, DURATION_EXPECTED, INSTANCES_EXPECTED, SIGNAL_EXPECTED};
 use super::units::{format_size, SIZE_EXPECTED};
 use super::{App, Config, ConfigErrors, RestartMode, Signal, Supervisor};
-use super::{LogFormat, LogJson, LogRotate, LogSettings, LogTarget};
+use super::{LogFormat, LogJson, LogRotate, LogSettings, LogTarget, MemoryAction, MemorySettings};
 
 /// `shutdown_timeout` when the file sets none.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -217,6 +217,11 @@ struct Layer {
     log_retain: Option<u32>,
     log_compress: Option<bool>,
     log_target: Option<LogTarget>,
+    max_memory: Option<u64>,
+    memory_interval: Option<Duration>,
+    memory_samples: Option<u32>,
+    memory_action: Option<MemoryAction>,
+    max_unavailable: Option<u32>,
 }
 
 /// A `log_file` and where it was written, so two apps writing one file are reported at
@@ -261,7 +266,12 @@ impl Layer {
             log_rotate,
             log_retain,
             log_compress,
-            log_target
+            log_target,
+            max_memory,
+            memory_interval,
+            memory_samples,
+            memory_action,
+            max_unavailable
         );
         self.env
             .extend(top.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -546,6 +556,23 @@ impl Walker<'_> {
                             _ => LogTarget::File,
                         })
                 }
+                "max_memory" => {
+                    l.max_memory = self.size(v, &key, field, MemorySettings::MIN_MAX_MEMORY, None)
+                }
+                "memory_interval" => {
+                    l.memory_interval =
+                        self.duration_at_least(v, &key, field, MemorySettings::MIN_INTERVAL)
+                }
+                "memory_samples" => l.memory_samples = self.positive(v, &key, field),
+                "memory_action" => {
+                    l.memory_action =
+                        self.choice(v, &key, field, MEMORY_ACTION_VALUES)
+                            .map(|c| match c {
+                                "stop" => MemoryAction::Stop,
+                                _ => MemoryAction::Restart,
+                            })
+                }
+                "max_unavailable" => l.max_unavailable = self.positive(v, &key, field),
                 _ => {
                     if section == Section::App {
                         self.sink.unknown_key(k, &key, APP_KEYS);
@@ -830,6 +857,59 @@ impl Walker<'_> {
                 _ => format!("`{field}` is too large, found {n} (at most {max})"),
             },
             None => format!("`{field}` is too large (at most {max})"),
+        };
+        self.sink
+            .error(value.span(), Some(key), message, Some(EXPECTED));
+        None
+    }
+
+    /// A duration of at least `min`.
+    fn duration_at_least(
+        &mut self,
+        value: &Value<'_>,
+        key: &str,
+        field: &str,
+        min: Duration,
+    ) -> Option<Duration> {
+        let d = self.duration(value, key, field)?;
+        if d >= min {
+            return Some(d);
+        }
+        // Debug prints `100ms`, `1.5s`; zero is written as the file may write it.
+        let shown = |d: Duration| {
+            if d.is_zero() {
+                "0".to_string()
+            } else {
+                format!("{d:?}")
+            }
+        };
+        self.sink.error(
+            value.span(),
+            Some(key),
+            format!(
+                "`{field}` must be at least {}, found {}",
+                shown(min),
+                shown(d)
+            ),
+            Some(DURATION_EXPECTED),
+        );
+        None
+    }
+
+    /// A positive integer (1 ..= u32::MAX).
+    fn positive(&mut self, value: &Value<'_>, key: &str, field: &str) -> Option<u32> {
+        const EXPECTED: &str = "a positive integer";
+        let Some(n) = raw::integer(value.get_ref()) else {
+            self.sink.wrong_type(value, key, field, EXPECTED);
+            return None;
+        };
+        let message = match n {
+            Some(n) if n < 1 => format!("`{field}` must be at least 1, found {n}"),
+            Some(n) => match u32::try_from(n) {
+                Ok(n) => return Some(n),
+                Err(_) => format!("`{field}` is too large, found {n} (at most {})", u32::MAX),
+            },
+            None => format!("`{field}` is too large (at most {})", u32::MAX),
         };
         self.sink
             .error(value.span(), Some(key), message, Some(EXPECTED));
@@ -1133,6 +1213,19 @@ impl Walker<'_> {
                 compress: merged.log_compress.unwrap_or(false),
                 target: merged.log_target,
             },
+            memory: MemorySettings {
+                max_memory: merged.max_memory,
+                interval: merged
+                    .memory_interval
+                    .unwrap_or(MemorySettings::DEFAULT_INTERVAL),
+                samples: merged
+                    .memory_samples
+                    .unwrap_or(MemorySettings::DEFAULT_SAMPLES),
+                action: merged.memory_action.unwrap_or(MemoryAction::Restart),
+                max_unavailable: merged
+                    .max_unavailable
+                    .unwrap_or(MemorySettings::DEFAULT_MAX_UNAVAILABLE),
+            },
         })
     }
 }
@@ -1211,6 +1304,7 @@ mod tests {
                 user: None,
                 group: None,
                 log: LogSettings::default(),
+                memory: MemorySettings::default(),
             }]
         );
     }
@@ -1317,7 +1411,8 @@ group = "nogroup"
                  `errored_retry`, `stop_signal`, `kill_timeout`, `autostart`, `user`, \
                  `group`, `log_format`, `log_json`, `log_max_line`, `log_split`, `log_file`, \
                  `log_max_size`, `log_rotate`, `log_retain`, `log_compress`, `log_target`, \
-                 `profile`)",
+                 `max_memory`, `memory_interval`, `memory_samples`, `memory_action`, \
+                 `max_unavailable`, `profile`)",
             ),
             (
                 "[supervisor]\nsocked = \"/tmp/s\"\n",
@@ -1610,6 +1705,101 @@ group = "nogroup"
             (
                 "[[app]]\nname = \"a\"\ncmd = \"x\"\n[app.profile.p]\nlog_taget = \"both\"\n",
                 "5:1: unknown field `log_taget`, did you mean `log_target`?",
+            ),
+            // memory keys
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmax_memory = \"512K\"\n",
+                "4:14: `max_memory` must be at least 1M, found 512K \
+                 (expected a size like \"512M\", \"1G\", \"64K\")",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmax_memory = \"300X\"\n",
+                "4:14: invalid `max_memory`: invalid size `300X`: unknown unit `X` \
+                 (units: B, K, M, G, T) (expected a size like \"512M\", \"1G\", \"64K\")",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmax_memory = true\n",
+                "4:14: invalid type for `max_memory`: found a boolean \
+                 (expected a size like \"512M\", \"1G\", \"64K\")",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmax_memory = -5\n",
+                "4:14: invalid `max_memory`: invalid size `-5` \
+                 (expected a size like \"512M\", \"1G\", \"64K\")",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmemory_interval = \"50ms\"\n",
+                "4:19: `memory_interval` must be at least 100ms, found 50ms \
+                 (expected a duration like \"500ms\", \"5s\", \"2m\")",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmemory_interval = 0\n",
+                "4:19: `memory_interval` must be at least 100ms, found 0 \
+                 (expected a duration like \"500ms\", \"5s\", \"2m\")",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmemory_interval = 5\n",
+                "4:19: invalid `memory_interval`: the number 5 has no unit; write a string like \
+                 \"5s\" or \"5ms\" (expected a duration like \"500ms\", \"5s\", \"2m\")",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmemory_interval = \"1x\"\n",
+                "4:19: invalid `memory_interval`: invalid duration `1x`: unknown unit `x` \
+                 (units: ms, s, m, h, d) (expected a duration like \"500ms\", \"5s\", \"2m\")",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmemory_samples = 0\n",
+                "4:18: `memory_samples` must be at least 1, found 0 (expected a positive integer)",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmemory_samples = \"2\"\n",
+                "4:18: invalid type for `memory_samples`: found a string (expected a positive integer)",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmemory_samples = 4294967296\n",
+                "4:18: `memory_samples` is too large, found 4294967296 (at most 4294967295) \
+                 (expected a positive integer)",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmemory_action = \"restrat\"\n",
+                "4:17: unknown `memory_action` value `restrat`, did you mean `restart`?",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmemory_action = \"Stop\"\n",
+                "4:17: unknown `memory_action` value `Stop`, did you mean `stop`?",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmemory_action = \"kill\"\n",
+                "4:17: unknown `memory_action` value `kill` (expected one of `restart`, `stop`)",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmemory_action = 1\n",
+                "4:17: invalid type for `memory_action`: found an integer \
+                 (expected one of `restart`, `stop`)",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmax_unavailable = -1\n",
+                "4:19: `max_unavailable` must be at least 1, found -1 (expected a positive integer)",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmax_unavailable = 1.5\n",
+                "4:19: invalid type for `max_unavailable`: found a float (expected a positive integer)",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nmax_memmory = \"1G\"\n",
+                "4:1: unknown field `max_memmory`, did you mean `max_memory`?",
+            ),
+            (
+                "[defaults]\nmax_memroy = \"1G\"\n",
+                "2:1: unknown field `max_memroy`, did you mean `max_memory`?",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\n[app.profile.p]\nmemory_acton = \"stop\"\n",
+                "5:1: unknown field `memory_acton`, did you mean `memory_action`?",
+            ),
+            (
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\n[app.profile.p]\nmemory_samples = 0\n",
+                "5:18: `memory_samples` must be at least 1, found 0 (expected a positive integer)",
             ),
             // TOML syntax
             (
@@ -2137,10 +2327,168 @@ log_target = "stdout"
                 .unwrap_or_default();
             assert!(!shown.contains("unknown field"), "{key}: {shown}");
         }
-        let shown = check("[[app]]\nname = \"a\"\ncmd = \"x\"\nmax_memory = 1\n")
+        // The watch keys that are not built are still refused, not silently ignored.
+        for (key, value) in [
+            ("cron_restart", "\"@hourly\""),
+            ("cron_tz", "\"UTC\""),
+            ("cron_overlap", "\"skip\""),
+            ("ready", "{ tcp = \"127.0.0.1:1\" }"),
+            ("health", "{ tcp = \"127.0.0.1:1\" }"),
+        ] {
+            for text in [
+                format!("[[app]]\nname = \"a\"\ncmd = \"x\"\n{key} = {value}\n"),
+                format!("[defaults]\n{key} = {value}\n"),
+                format!("[[app]]\nname = \"a\"\ncmd = \"x\"\n[app.profile.p]\n{key} = {value}\n"),
+            ] {
+                let shown = check(&text)
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                assert!(shown.contains(&format!("unknown field `{key}`")), "{shown}");
+            }
+        }
+        let shown = check("[supervisor]\nhttp = \"127.0.0.1:9615\"\n")
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(shown.contains("unknown field `max_memory`"), "{shown}");
+        assert!(shown.contains("unknown field `http`"), "{shown}");
+    }
+
+    #[test]
+    fn memory_defaults() {
+        let d = MemorySettings::default();
+        assert_eq!(
+            d,
+            MemorySettings {
+                max_memory: None,
+                interval: Duration::from_secs(1),
+                samples: 2,
+                action: MemoryAction::Restart,
+                max_unavailable: 1,
+            }
+        );
+        let a = app("[[app]]\nname = \"a\"\ncmd = \"x\"\n");
+        assert_eq!(a.memory, d);
+    }
+
+    #[test]
+    fn every_memory_field_is_read_and_layered() {
+        let text = r#"
+[defaults]
+max_memory = "1G"
+memory_interval = "500ms"
+memory_samples = 3
+
+[[app]]
+name = "api"
+cmd = "x"
+instances = 4
+max_memory = "300M"
+memory_action = "stop"
+max_unavailable = 2
+
+[app.profile.prod]
+memory_interval = "2s"
+memory_action = "restart"
+max_unavailable = 3
+
+[[app]]
+name = "plain"
+cmd = "x"
+max_memory = 1048576
+memory_interval = "100ms"
+memory_samples = 1
+"#;
+        let config = check(text).unwrap();
+        let [api, plain] = &config.apps[..] else {
+            panic!("two apps expected")
+        };
+        assert_eq!(
+            api.memory,
+            MemorySettings {
+                max_memory: Some(300 << 20),
+                interval: Duration::from_millis(500),
+                samples: 3,
+                action: MemoryAction::Stop,
+                max_unavailable: 2,
+            }
+        );
+        assert_eq!(
+            plain.memory,
+            MemorySettings {
+                max_memory: Some(1 << 20),
+                interval: Duration::from_millis(100),
+                samples: 1,
+                ..MemorySettings::default()
+            }
+        );
+
+        let prod = check_with(text, Some("prod")).unwrap();
+        assert_eq!(
+            prod.apps[0].memory,
+            MemorySettings {
+                max_memory: Some(300 << 20),
+                interval: Duration::from_secs(2),
+                samples: 3,
+                action: MemoryAction::Restart,
+                max_unavailable: 3,
+            }
+        );
+        assert_eq!(prod.apps[1], config.apps[1], "no profile, unchanged");
+    }
+
+    #[test]
+    fn every_memory_error_of_a_file_is_reported() {
+        let text = "[defaults]\nmax_memory = \"1K\"\n\
+                    [[app]]\nname = \"a\"\ncmd = \"x\"\nmemory_samples = 0\nmax_unavailable = 0\n\
+                    [app.profile.p]\nmemory_action = \"restarts\"\n";
+        assert_eq!(
+            errors(text),
+            [
+                "2:14: `max_memory` must be at least 1M, found 1K \
+                 (expected a size like \"512M\", \"1G\", \"64K\")",
+                "6:18: `memory_samples` must be at least 1, found 0 (expected a positive integer)",
+                "7:19: `max_unavailable` must be at least 1, found 0 (expected a positive integer)",
+                "9:17: unknown `memory_action` value `restarts`, did you mean `restart`?",
+            ]
+        );
+    }
+
+    /// The memory keys of `/work/shared/contract/watch.toml` (the other watch keys, not
+    /// built, are left out: they are refused).
+    const WATCH_MEMORY: &str = r#"
+[[app]]
+name = "backend"
+cmd = ["node", "server.js"]
+instances = 4
+max_memory = "300M"
+memory_interval = "1s"
+memory_samples = 2
+memory_action = "restart"
+max_unavailable = 1
+
+[[app]]
+name = "studio"
+cmd = ["python3", "app.py"]
+max_memory = "1G"
+memory_action = "stop"
+"#;
+
+    #[test]
+    fn the_watch_contract_memory_keys_validate() {
+        let config = check(WATCH_MEMORY).unwrap();
+        let [backend, studio] = &config.apps[..] else {
+            panic!("two apps expected")
+        };
+        assert_eq!(
+            backend.memory,
+            MemorySettings {
+                max_memory: Some(300 << 20),
+                ..MemorySettings::default()
+            }
+        );
+        assert_eq!(studio.memory.max_memory, Some(1 << 30));
+        assert_eq!(studio.memory.action, MemoryAction::Stop);
+        assert_eq!(studio.memory.interval, Duration::from_secs(1));
     }
 }

@@ -78,6 +78,13 @@ pub enum Effect {
         /// The request.
         req: ReqId,
     },
+    /// Measure the process trees of these instances (off the loop) and report `Sampled`.
+    Sample {
+        /// Position of the app.
+        app: usize,
+        /// Each slot, its generation and its leader's pid.
+        targets: Vec<(Slot, Gen, i32)>,
+    },
     /// Write a line to supd's own log.
     Log {
         /// How loud.

@@ -44,6 +44,24 @@ pub enum Timer {
     ShutdownDeadline,
     /// Even SIGKILL did not empty every group in time: exit anyway.
     ShutdownAbandon,
+    /// Time to measure the instances of an app with a memory limit.
+    Sample {
+        /// Position of the app.
+        app: usize,
+    },
+}
+
+/// One instance's resource use, measured over its whole process tree.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// The slot.
+    pub slot: Slot,
+    /// The generation measured.
+    pub gen: Gen,
+    /// Resident memory of the leader and every descendant.
+    pub rss_bytes: u64,
+    /// CPU use since the previous sample of this tree (none for a first sample).
+    pub cpu_percent: Option<f64>,
 }
 
 /// Something that happened.
@@ -95,6 +113,13 @@ pub enum Event {
         req: ReqId,
         /// What was asked.
         cmd: Command,
+    },
+    /// The instances of an app were measured (answering [`super::Effect::Sample`]).
+    Sampled {
+        /// Position of the app.
+        app: usize,
+        /// One per instance that still existed.
+        samples: Vec<Sample>,
     },
     /// SIGTERM or SIGINT; `force` for a second SIGINT (kill everything at once).
     ShutdownSignal {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::config::Signal;
 use crate::control::proto::{ActionResult, Command, ErrorBody, ErrorKind, Reason};
 pub use effect::{Effect, Level, LogQuery};
-pub use event::{Event, ExitStatus, ReqId, Timer};
+pub use event::{Event, ExitStatus, ReqId, Sample, Timer};
 use policy::{Decision, RunEnd};
 pub use state::{AfterStop, Gen, Goal, LastExit, Pending, Phase, Shutdown, Slot, State, Time};
 
@@ -47,6 +47,7 @@ pub fn handle(state: &mut State, event: Event, now: Time) -> Vec<Effect> {
         Event::GroupGone { slot, gen } => cx.on_group_gone(slot, gen),
         Event::Timer(timer) => cx.on_timer(timer),
         Event::Request { req, cmd } => cx.on_request(req, cmd),
+        Event::Sampled { app, samples } => cx.on_sampled(app, &samples),
         Event::ShutdownSignal { force } => {
             cx.begin_shutdown();
             if force {
@@ -80,6 +81,7 @@ pub(crate) fn test_app(name: &str) -> crate::config::App {
         user: None,
         group: None,
         log: Default::default(),
+        memory: Default::default(),
     }
 }
 
@@ -114,6 +116,15 @@ impl Cx<'_> {
                 self.spawn(slot, None);
             }
         }
+        // Only apps with a memory limit are measured on a timer: an idle supd without
+        // one has nothing to wake up for.
+        for app in 0..self.state.apps.len() {
+            let memory = &self.state.apps[app].config.memory;
+            if memory.max_memory.is_some() {
+                let at = self.now + memory.interval;
+                self.timer(at, Timer::Sample { app });
+            }
+        }
     }
 
     /// Order a spawn; `reason` is set for a replacement (counted as a restart).
@@ -122,6 +133,8 @@ impl Cx<'_> {
         inst.gen += 1;
         let gen = inst.gen;
         inst.phase = Phase::Spawning { gen };
+        inst.usage = None;
+        inst.over_limit = 0;
         if let Some(reason) = reason {
             inst.restarts += 1;
             inst.last_reason = Some(reason);
@@ -352,6 +365,85 @@ impl Cx<'_> {
         }
     }
 
+    /// Record a measurement; restart (or stop) instances over `max_memory` for
+    /// `memory_samples` samples in a row, at most `max_unavailable` of the app at a time,
+    /// the largest first.
+    fn on_sampled(&mut self, app: usize, samples: &[Sample]) {
+        let Some(config) = self.state.apps.get(app).map(|a| a.config.memory.clone()) else {
+            return;
+        };
+        for sample in samples {
+            let inst = self.inst(sample.slot);
+            if !matches!(inst.phase, Phase::Online { gen, .. } if gen == sample.gen) {
+                continue;
+            }
+            inst.usage = Some(state::Usage {
+                rss_bytes: sample.rss_bytes,
+                cpu_percent: sample.cpu_percent,
+            });
+            inst.over_limit =
+                policy::over_limit(inst.over_limit, sample.rss_bytes, config.max_memory);
+        }
+        if self.state.shutdown.is_some() {
+            return;
+        }
+        let Some(limit) = config.max_memory else {
+            return;
+        };
+        let instances = &self.state.apps[app].instances;
+        let down = instances
+            .iter()
+            .filter(|i| {
+                matches!(
+                    i.phase,
+                    Phase::Spawning { .. } | Phase::Stopping { .. } | Phase::Backoff { .. }
+                )
+            })
+            .count() as u32;
+        let mut over: Vec<(u64, Slot)> = instances
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| {
+                matches!(i.phase, Phase::Online { .. }) && i.over_limit >= config.samples
+            })
+            .map(|(index, i)| {
+                let rss = i.usage.map_or(0, |u| u.rss_bytes);
+                (
+                    rss,
+                    Slot {
+                        app,
+                        index: index as u32,
+                    },
+                )
+            })
+            .collect();
+        over.sort_by_key(|&(rss, _)| std::cmp::Reverse(rss));
+        let budget = config.max_unavailable.saturating_sub(down) as usize;
+        for (rss, slot) in over.into_iter().take(budget) {
+            let label = self.state.label(slot);
+            let samples = self.inst(slot).over_limit;
+            self.inst(slot).over_limit = 0;
+            let (then, what) = match config.action {
+                crate::config::MemoryAction::Restart => {
+                    (AfterStop::Restart(Reason::Memory), "restarting it")
+                }
+                crate::config::MemoryAction::Stop => {
+                    self.inst(slot).last_reason = Some(Reason::Memory);
+                    (AfterStop::Stop, "stopping it (memory_action = stop)")
+                }
+            };
+            self.log(
+                Level::Warn,
+                format!(
+                    "{label} uses {} MiB, over max_memory {} MiB for {samples} samples in a row; {what}",
+                    rss >> 20,
+                    limit >> 20
+                ),
+            );
+            self.stop(slot, then);
+        }
+    }
+
     /// Put generation `gen` into `Stopping`: `stop_signal` to its group now, SIGKILL when
     /// `kill_timeout` has passed.
     fn begin_stop(
@@ -437,6 +529,32 @@ impl Cx<'_> {
                     );
                     self.kill_everything();
                 }
+            }
+            Timer::Sample { app } => {
+                if self.state.shutdown.is_some() {
+                    return;
+                }
+                let targets: Vec<(Slot, Gen, i32)> = self.state.apps[app]
+                    .instances
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(index, inst)| match inst.phase {
+                        Phase::Online { pid, gen, .. } => Some((
+                            Slot {
+                                app,
+                                index: index as u32,
+                            },
+                            gen,
+                            pid,
+                        )),
+                        _ => None,
+                    })
+                    .collect();
+                if !targets.is_empty() {
+                    self.fx.push(Effect::Sample { app, targets });
+                }
+                let at = self.now + self.state.apps[app].config.memory.interval;
+                self.timer(at, Timer::Sample { app });
             }
             Timer::ShutdownAbandon => {
                 let live: Vec<String> = self

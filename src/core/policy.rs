@@ -103,6 +103,16 @@ pub fn jitter_seed(app: usize, index: u32, failures: u32) -> u64 {
     mix(((app as u64) << 40) ^ ((index as u64) << 20) ^ failures as u64)
 }
 
+/// Consecutive samples over the memory limit, after one more sample of `rss` bytes: a
+/// single sample under the limit resets the count, so one spike is forgiven only if the
+/// next sample is back under.
+pub fn over_limit(count: u32, rss: u64, limit: Option<u64>) -> u32 {
+    match limit {
+        Some(limit) if rss > limit => count.saturating_add(1),
+        _ => 0,
+    }
+}
+
 /// splitmix64's finaliser: a cheap, well-spread hash.
 fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -84,6 +84,19 @@ pub struct Instance {
     pub failures: u32,
     /// How the last process ended, for `status`.
     pub last_exit: Option<LastExit>,
+    /// The latest measurement of the current process tree.
+    pub usage: Option<Usage>,
+    /// Consecutive samples above `max_memory`.
+    pub over_limit: u32,
+}
+
+/// What the last sample of an instance found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Usage {
+    /// Resident memory of the whole tree.
+    pub rss_bytes: u64,
+    /// CPU use since the sample before.
+    pub cpu_percent: Option<f64>,
 }
 
 /// How the previous process of a slot ended.
@@ -265,6 +278,8 @@ impl Instance {
             last_reason: None,
             failures: 0,
             last_exit: None,
+            usage: None,
+            over_limit: 0,
         }
     }
 }

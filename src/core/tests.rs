@@ -796,3 +796,125 @@ fn logs_requests_name_what_to_show_and_unknown_targets_are_refused() {
         apps: vec!["web".into(), "db".into()]
     }));
 }
+
+fn limited(name: &str, instances: u32) -> App {
+    let mut a = app(name);
+    a.instances = instances;
+    a.memory.max_memory = Some(100 << 20);
+    a
+}
+
+fn sample(h: &H, s: Slot, mib: u64) -> Sample {
+    Sample {
+        slot: s,
+        gen: h.gen(s),
+        rss_bytes: mib << 20,
+        cpu_percent: Some(1.0),
+    }
+}
+
+#[test]
+fn only_apps_with_a_memory_limit_are_sampled_on_a_timer() {
+    let mut h = H::new(vec![app("free"), limited("capped", 2)]);
+    let fx = h.send(Event::Boot);
+    let sampling: Vec<_> = timers(&fx)
+        .into_iter()
+        .filter(|(_, t)| matches!(t, Timer::Sample { .. }))
+        .collect();
+    assert_eq!(sampling, vec![(ms(1000), Timer::Sample { app: 1 })]);
+    h.at(1000);
+    let fx = h.send(Event::Timer(Timer::Sample { app: 1 }));
+    let targets = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::Sample { app: 1, targets } => Some(targets.clone()),
+            _ => None,
+        })
+        .expect("a sample order");
+    assert_eq!(targets.len(), 2);
+    assert_eq!(timers(&fx), vec![(ms(2000), Timer::Sample { app: 1 })]);
+}
+
+#[test]
+fn one_spike_is_forgiven_two_samples_over_restart_with_reason_memory() {
+    let mut h = H::new(vec![limited("a", 1)]);
+    h.send(Event::Boot);
+    let old = h.pid(S0);
+    let over = |h: &mut H, mib| {
+        let s = sample(h, S0, mib);
+        h.send(Event::Sampled {
+            app: 0,
+            samples: vec![s],
+        })
+    };
+    assert!(
+        signals(&over(&mut h, 150)).is_empty(),
+        "one sample over: wait"
+    );
+    assert!(signals(&over(&mut h, 50)).is_empty(), "back under: reset");
+    assert!(signals(&over(&mut h, 150)).is_empty());
+    assert_eq!(h.status_of(S0).memory_bytes, Some(150 << 20));
+    let fx = over(&mut h, 160);
+    assert_eq!(signals(&fx), vec![15], "graceful: the stop signal first");
+    assert!(fx.iter().any(
+        |e| matches!(e, Effect::Log { message, .. } if message.contains("over max_memory 100 MiB"))
+    ));
+    h.at(50);
+    h.exit(S0, ExitStatus::Signal(15));
+    let st = h.status_of(S0);
+    assert_ne!(h.pid(S0), old);
+    assert_eq!((st.restarts, st.last_reason), (1, Some(Reason::Memory)));
+    assert_eq!(st.memory_bytes, None, "the new process is not measured yet");
+}
+
+#[test]
+fn memory_restarts_roll_one_instance_at_a_time() {
+    let mut h = H::new(vec![limited("web", 3)]);
+    h.send(Event::Boot);
+    let all = |h: &H, mib: [u64; 3]| {
+        (0..3)
+            .map(|i| sample(h, slot(0, i), mib[i as usize]))
+            .collect::<Vec<_>>()
+    };
+    let s = all(&h, [150, 300, 200]);
+    h.send(Event::Sampled { app: 0, samples: s });
+    let s = all(&h, [150, 300, 200]);
+    let fx = h.send(Event::Sampled { app: 0, samples: s });
+    assert_eq!(signals(&fx).len(), 1, "max_unavailable = 1");
+    assert_eq!(
+        h.status_of(slot(0, 1)).state,
+        StateName::Stopping,
+        "the largest first"
+    );
+    // While web:1 is down, the others wait even though they are over.
+    let s = all(&h, [150, 300, 200]);
+    assert!(signals(&h.send(Event::Sampled { app: 0, samples: s })).is_empty());
+    h.at(20);
+    h.exit(slot(0, 1), ExitStatus::Signal(15));
+    assert_eq!(h.status_of(slot(0, 1)).state, StateName::Online);
+    let s = all(&h, [150, 10, 200]);
+    let fx = h.send(Event::Sampled { app: 0, samples: s });
+    assert_eq!(signals(&fx).len(), 1);
+    assert_eq!(h.status_of(slot(0, 2)).state, StateName::Stopping);
+}
+
+#[test]
+fn memory_action_stop_stops_and_says_why() {
+    let mut a = limited("batch", 1);
+    a.memory.samples = 1;
+    a.memory.action = crate::config::MemoryAction::Stop;
+    let mut h = H::new(vec![a]);
+    h.send(Event::Boot);
+    let s = sample(&h, S0, 500);
+    h.send(Event::Sampled {
+        app: 0,
+        samples: vec![s],
+    });
+    h.at(10);
+    h.exit(S0, ExitStatus::Signal(15));
+    let st = h.status_of(S0);
+    assert_eq!(
+        (st.state, st.last_reason, st.restarts),
+        (StateName::Stopped, Some(Reason::Memory), 0)
+    );
+}

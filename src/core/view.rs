@@ -91,8 +91,14 @@ pub fn instance_status(state: &State, slot: Slot, now: Time) -> Option<InstanceS
         restarts: inst.restarts,
         last_reason: inst.last_reason,
         uptime_ms: uptime.map(|d| d.as_millis() as u64),
-        memory_bytes: None,
-        cpu_percent: None,
+        memory_bytes: inst
+            .usage
+            .filter(|_| inst.phase.is_live())
+            .map(|u| u.rss_bytes),
+        cpu_percent: inst
+            .usage
+            .filter(|_| inst.phase.is_live())
+            .and_then(|u| u.cpu_percent),
         exit_code,
         last_exit,
         next_start_ms: next.map(|d| d.as_millis() as u64),

@@ -72,7 +72,10 @@ impl Runtime {
                 for app in &mut status.apps {
                     app.log_dropped = self.logs.dropped(&app.name);
                 }
-                self.reply(req, Ok(serde_json::to_value(status).unwrap_or_default()));
+                self.reply_status(req, status);
+            }
+            Effect::Sample { app, targets } => {
+                self.sampler.send(super::sampler::Job::App { app, targets });
             }
             Effect::ShowLogs { req, query } => {
                 if let Some(responder) = self.replies.remove(&req) {
@@ -125,6 +128,52 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// Fill in memory and CPU for the running instances no memory limit samples (measured
+    /// now, off the loop), then reply.
+    fn reply_status(&mut self, req: crate::core::ReqId, mut status: crate::control::proto::Status) {
+        let pids: Vec<i32> = status
+            .apps
+            .iter()
+            .flat_map(|a| &a.instances)
+            .filter(|i| i.memory_bytes.is_none())
+            .filter_map(|i| i.pid)
+            .collect();
+        let Some(responder) = self.replies.remove(&req) else {
+            return;
+        };
+        if pids.is_empty() {
+            let _ = responder
+                .reply
+                .send(Ok(serde_json::to_value(status).unwrap_or_default()));
+            return;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.sampler
+            .send(super::sampler::Job::Trees { pids, reply: tx });
+        tokio::spawn(async move {
+            if let Ok(usage) = rx.await {
+                let ticks_per_s = crate::monitor::clock_ticks() as f64;
+                for row in status.apps.iter_mut().flat_map(|a| a.instances.iter_mut()) {
+                    let Some(u) = row.pid.and_then(|pid| usage.get(&pid)) else {
+                        continue;
+                    };
+                    row.memory_bytes = Some(u.rss_bytes);
+                    if row.cpu_percent.is_none() {
+                        // No earlier sample to compare with: the average over its life.
+                        let secs = row.uptime_ms.unwrap_or(0) as f64 / 1000.0;
+                        if secs > 0.0 {
+                            let pct = u.cpu_ticks as f64 / ticks_per_s / secs * 100.0;
+                            row.cpu_percent = Some((pct * 10.0).round() / 10.0);
+                        }
+                    }
+                }
+            }
+            let _ = responder
+                .reply
+                .send(Ok(serde_json::to_value(status).unwrap_or_default()));
+        });
+    }
+
     fn reply(
         &mut self,
         req: crate::core::ReqId,

@@ -9,6 +9,7 @@
 
 mod exec;
 mod logview;
+mod sampler;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -88,6 +89,10 @@ struct Runtime {
     logs: Logs,
     /// Events produced by performing effects (spawn results), handled before anything else.
     feedback: VecDeque<Event>,
+    /// Measures process trees off the loop.
+    sampler: sampler::Sampler,
+    /// Its answers to memory-limit samples.
+    sampled: mpsc::UnboundedReceiver<Event>,
     exit: Option<i32>,
     orphans_reaped: u64,
 }
@@ -104,6 +109,7 @@ impl Runtime {
         let (tx, requests) = mpsc::channel(64);
         server::serve(listener, tx)
             .map_err(|e| format!("cannot serve {}: {e}", socket.display()))?;
+        let (sampled_tx, sampled) = mpsc::unbounded_channel();
         let pid = std::process::id() as i32;
         tracing::info!(
             "supd {} (pid {pid}) managing {} apps from {}, control socket {}",
@@ -132,6 +138,8 @@ impl Runtime {
             requests,
             logs,
             feedback: VecDeque::new(),
+            sampler: sampler::Sampler::new(sampled_tx),
+            sampled,
             exit: None,
             orphans_reaped: 0,
         })
@@ -186,6 +194,7 @@ impl Runtime {
                 _ = hup.recv() => {
                     tracing::warn!("SIGHUP: re-reading the config is not supported yet; nothing changed");
                 }
+                Some(event) = self.sampled.recv() => self.dispatch(event),
                 Some(request) = self.requests.recv() => {
                     let req = self.next_req;
                     self.next_req += 1;

@@ -1,0 +1,65 @@
+//! Watching what runs: memory limits over whole process trees, and memory/CPU in status.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+#[test]
+fn a_growing_instance_is_restarted_with_reason_memory() {
+    let sb = Sandbox::new();
+    let apps = [
+        kit_app(
+            "leaky",
+            &["alloc", "16", "50"],
+            "max_memory = \"64M\"\nmemory_interval = \"100ms\"\nrestart_delay = \"0ms\"",
+        ),
+        // The leader stays small; its forked worker grows: only the tree shows it.
+        kit_app(
+            "leaky-worker",
+            &["alloc", "16", "50", "--child"],
+            "max_memory = \"64M\"\nmemory_interval = \"100ms\"\nrestart_delay = \"0ms\"",
+        ),
+    ]
+    .concat();
+    let d = sb.start(&sb.config(&apps));
+    for app in ["leaky", "leaky-worker"] {
+        let row = d.wait_instance(app, 0, "a memory restart", |r| {
+            r["restarts"].as_u64() >= Some(1) && r["state"] == "online"
+        });
+        assert_eq!(row["last_reason"], "memory", "{app}: {row}");
+    }
+    // Every process of the first runs is gone, the growing worker included.
+    let first: Vec<i32> = sb
+        .pids("leaky-worker", "total_mib=16")
+        .into_iter()
+        .take(1)
+        .collect();
+    for pid in first {
+        wait_until(Duration::from_secs(10), "the old worker to be gone", || {
+            gone(pid).then_some(())
+        });
+    }
+    d.wait_stderr("over max_memory 64 MiB for 2 samples in a row; restarting it");
+}
+
+#[test]
+fn status_shows_memory_and_cpu_without_any_limit() {
+    let sb = Sandbox::new();
+    let d = sb.start(&sb.config(&kit_app("plain", &["alloc", "8", "60000"], "")));
+    sb.wait_log("plain", "total_mib=8");
+    let row = d.instance("plain", 0);
+    let bytes = row["memory_bytes"]
+        .as_u64()
+        .expect("memory measured on demand");
+    assert!(bytes >= 8 << 20, "{row}");
+    assert!(row["cpu_percent"].is_number(), "{row}");
+    let text = String::from_utf8_lossy(&d.supctl(&["status"]).stdout).to_string();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("plain"))
+        .expect("plain row");
+    assert!(
+        line.ends_with('M') && line.contains('%'),
+        "memory and CPU shown: {text}"
+    );
+}
