@@ -8,6 +8,7 @@
 //! - [`process`]: fork/exec, the reaper, signalling process groups.
 //! - [`logs`]: pipe readers, line framing, formatting, the writer thread.
 //! - [`control`]: the control protocol, its server in supd and its client in supctl.
+//! - [`schedule`]: `cron_restart` expressions and their next fire time; decides nothing.
 //! - [`monitor`]: /proc sampling of each instance's process tree (memory, CPU); decides nothing.
 #![warn(missing_docs)]
 
@@ -18,3 +19,4 @@ pub mod logs;
 pub mod monitor;
 pub mod process;
 pub mod runtime;
+pub mod schedule;

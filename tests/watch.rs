@@ -63,3 +63,37 @@ fn status_shows_memory_and_cpu_without_any_limit() {
         "memory and CPU shown: {text}"
     );
 }
+
+#[test]
+fn a_six_field_cron_restarts_services_rolling_and_starts_jobs() {
+    let sb = Sandbox::new();
+    let apps = [
+        kit_app("web", &["sleep"], "instances = 2\ncron_restart = \"* * * * * *\""),
+        kit_app(
+            "nightly",
+            &["exit", "0"],
+            "restart = \"never\"\nautostart = false\ncron_restart = \"* * * * * *\"\ncron_tz = \"UTC\"",
+        ),
+    ]
+    .concat();
+    let d = sb.start(&sb.config(&apps));
+    let status = d.json(&["status", "web"]);
+    assert!(status["apps"][0]["next_cron"]
+        .as_str()
+        .expect("next cron")
+        .ends_with('Z'));
+    for index in 0..2 {
+        let row = d.wait_instance("web", index, "a cron restart", |r| {
+            r["restarts"].as_u64() >= Some(1) && r["state"] == "online"
+        });
+        assert_eq!(row["last_reason"], "cron");
+    }
+    let row = d.wait_instance("nightly", 0, "two cron runs", |r| {
+        r["restarts"].as_u64() >= Some(2) && r["state"] == "exited"
+    });
+    assert_eq!(
+        (row["last_reason"].clone(), row["exit_code"].clone()),
+        ("cron".into(), 0.into())
+    );
+    d.wait_stderr("cron: restarting web (2 instances, 1 at a time)");
+}

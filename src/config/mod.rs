@@ -78,6 +78,35 @@ pub struct App {
     /// The memory-watch keys: `max_memory`, `memory_interval`, `memory_samples`,
     /// `memory_action`, `max_unavailable`.
     pub memory: MemorySettings,
+    /// The cron keys: `cron_restart`, `cron_tz`, `cron_overlap`. `None`: no
+    /// `cron_restart`, nothing is restarted on a schedule (default).
+    pub cron: Option<CronSettings>,
+}
+
+/// The cron keys of an app: when it is restarted on a schedule.
+///
+/// This is configuration only; the expression is already known to parse (see
+/// [`crate::schedule::Schedule::new`]), computing fire times is [`crate::schedule`]'s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CronSettings {
+    /// `cron_restart`: the cron expression as written: 5 fields (minute precision), 6 with
+    /// seconds first, or a nickname (`@hourly`, `@daily`, `@midnight`, ...).
+    pub expr: String,
+    /// `cron_tz`: the IANA time zone the expression is read in. `None`: local time.
+    pub tz: Option<String>,
+    /// `cron_overlap`: what a tick does while the previous run of a job still runs
+    /// (default skip).
+    pub overlap: CronOverlap,
+}
+
+/// `cron_overlap = "skip" | "restart"`: what a cron tick does to a `restart = "never"` app
+/// whose previous run is still running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CronOverlap {
+    /// Leave the running one alone; this tick is dropped (default).
+    Skip,
+    /// Restart it, as for any other app.
+    Restart,
 }
 
 /// The memory-watch keys of an app. [`Default`] gives the documented defaults: no limit,

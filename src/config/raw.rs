@@ -54,6 +54,9 @@ pub const APP_KEYS: &[&str] = &[
     "memory_samples",
     "memory_action",
     "max_unavailable",
+    "cron_restart",
+    "cron_tz",
+    "cron_overlap",
     "profile",
 ];
 
@@ -74,6 +77,9 @@ pub const LOG_TARGET_VALUES: &[&str] = &["file", "stdout", "both"];
 
 /// The values of `memory_action`.
 pub const MEMORY_ACTION_VALUES: &[&str] = &["restart", "stop"];
+
+/// The values of `cron_overlap`.
+pub const CRON_OVERLAP_VALUES: &[&str] = &["skip", "restart"];
 
 /// A spanned TOML value.
 pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
@@ -293,7 +299,11 @@ mod tests {
             ("cw", Some("cwd")),
             ("max_memroy", Some("max_memory")),
             ("memory_sample", Some("memory_samples")),
-            ("cron_restart", None),
+            ("cron_restart", Some("cron_restart")),
+            ("cron_tx", Some("cron_tz")),
+            ("cron_overlpa", Some("cron_overlap")),
+            ("ready", None),
+            ("health", None),
         ];
         for (word, want) in cases {
             assert_eq!(suggest(word, APP_KEYS), *want, "{word}");

@@ -20,13 +20,15 @@ use toml::Spanned;
 
 use super::raw::{self, one_of, suggest, type_name, Sink, Value, APP_KEYS, RESTART_VALUES};
 use super::raw::{
-    LOG_FORMAT_VALUES, LOG_JSON_VALUES, LOG_ROTATE_VALUES, LOG_TARGET_VALUES, MEMORY_ACTION_VALUES,
-    SUPERVISOR_KEYS, TOP_KEYS,
+    CRON_OVERLAP_VALUES, LOG_FORMAT_VALUES, LOG_JSON_VALUES, LOG_ROTATE_VALUES, LOG_TARGET_VALUES,
+    MEMORY_ACTION_VALUES, SUPERVISOR_KEYS, TOP_KEYS,
 };
 use super::units::{self, Instances, DURATION_EXPECTED, INSTANCES_EXPECTED, SIGNAL_EXPECTED};
 use super::units::{format_size, SIZE_EXPECTED};
 use super::{App, Config, ConfigErrors, RestartMode, Signal, Supervisor};
+use super::{CronOverlap, CronSettings};
 use super::{LogFormat, LogJson, LogRotate, LogSettings, LogTarget, MemoryAction, MemorySettings};
+use crate::schedule::{self, CRON_EXPECTED, TZ_EXPECTED};
 
 /// `shutdown_timeout` when the file sets none.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -222,6 +224,16 @@ struct Layer {
     memory_samples: Option<u32>,
     memory_action: Option<MemoryAction>,
     max_unavailable: Option<u32>,
+    cron_restart: Option<Written<String>>,
+    cron_tz: Option<Written<String>>,
+    cron_overlap: Option<Written<CronOverlap>>,
+}
+
+/// A key that was written: `value` is `None` when it was invalid (already reported), so
+/// an invalid value in one layer still overrides a valid one below it.
+#[derive(Debug, Clone)]
+struct Written<T> {
+    value: Option<T>,
 }
 
 /// A `log_file` and where it was written, so two apps writing one file are reported at
@@ -271,7 +283,10 @@ impl Layer {
             memory_interval,
             memory_samples,
             memory_action,
-            max_unavailable
+            max_unavailable,
+            cron_restart,
+            cron_tz,
+            cron_overlap
         );
         self.env
             .extend(top.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -573,6 +588,26 @@ impl Walker<'_> {
                             })
                 }
                 "max_unavailable" => l.max_unavailable = self.positive(v, &key, field),
+                "cron_restart" => {
+                    l.cron_restart = Some(Written {
+                        value: self.cron_expr(v, &key, field),
+                    })
+                }
+                "cron_tz" => {
+                    l.cron_tz = Some(Written {
+                        value: self.time_zone(v, &key, field),
+                    })
+                }
+                "cron_overlap" => {
+                    l.cron_overlap = Some(Written {
+                        value: self
+                            .choice(v, &key, field, CRON_OVERLAP_VALUES)
+                            .map(|c| match c {
+                                "restart" => CronOverlap::Restart,
+                                _ => CronOverlap::Skip,
+                            }),
+                    })
+                }
                 _ => {
                     if section == Section::App {
                         self.sink.unknown_key(k, &key, APP_KEYS);
@@ -955,6 +990,57 @@ impl Walker<'_> {
         None
     }
 
+    /// `cron_restart`: an expression croner parses.
+    fn cron_expr(&mut self, value: &Value<'_>, key: &str, field: &str) -> Option<String> {
+        let s = self.string(value, key, field, CRON_EXPECTED)?;
+        match schedule::check_expr(s) {
+            Ok(()) => Some(s.to_string()),
+            Err(e) => {
+                self.sink.error(
+                    value.span(),
+                    Some(key),
+                    format!("invalid `{field}`: {e}"),
+                    Some(CRON_EXPECTED),
+                );
+                None
+            }
+        }
+    }
+
+    /// `cron_tz`: a known IANA zone, with a suggestion for a near miss.
+    fn time_zone(&mut self, value: &Value<'_>, key: &str, field: &str) -> Option<String> {
+        let s = self.string(value, key, field, TZ_EXPECTED)?;
+        match schedule::check_tz(s) {
+            Ok(()) => Some(s.to_string()),
+            Err(e) => {
+                let expected = (!e.contains("did you mean")).then_some(TZ_EXPECTED);
+                self.sink.error(
+                    value.span(),
+                    Some(key),
+                    format!("invalid `{field}`: {e}"),
+                    expected,
+                );
+                None
+            }
+        }
+    }
+
+    /// The cron keys of the merged layers. `cron_tz` and `cron_overlap` without a
+    /// `cron_restart` are accepted and mean nothing, so that `[defaults]` can set them for
+    /// the apps that do have a schedule.
+    fn cron(
+        restart: Option<Written<String>>,
+        tz: Option<Written<String>>,
+        overlap: Option<Written<CronOverlap>>,
+    ) -> Option<CronSettings> {
+        let expr = restart?.value?;
+        Some(CronSettings {
+            expr,
+            tz: tz.and_then(|t| t.value),
+            overlap: overlap.and_then(|o| o.value).unwrap_or(CronOverlap::Skip),
+        })
+    }
+
     /// One of `values`, with a suggestion for a near miss.
     fn choice(
         &mut self,
@@ -1181,6 +1267,7 @@ impl Walker<'_> {
                 None
             }
         };
+        let cron = Self::cron(merged.cron_restart, merged.cron_tz, merged.cron_overlap);
         let (name, cmd) = (app.name.as_ref()?, cmd?);
         Some(App {
             name: name.get_ref().clone(),
@@ -1226,6 +1313,7 @@ impl Walker<'_> {
                     .max_unavailable
                     .unwrap_or(MemorySettings::DEFAULT_MAX_UNAVAILABLE),
             },
+            cron,
         })
     }
 }
@@ -1305,6 +1393,7 @@ mod tests {
                 group: None,
                 log: LogSettings::default(),
                 memory: MemorySettings::default(),
+                cron: None,
             }]
         );
     }
@@ -1412,7 +1501,7 @@ group = "nogroup"
                  `group`, `log_format`, `log_json`, `log_max_line`, `log_split`, `log_file`, \
                  `log_max_size`, `log_rotate`, `log_retain`, `log_compress`, `log_target`, \
                  `max_memory`, `memory_interval`, `memory_samples`, `memory_action`, \
-                 `max_unavailable`, `profile`)",
+                 `max_unavailable`, `cron_restart`, `cron_tz`, `cron_overlap`, `profile`)",
             ),
             (
                 "[supervisor]\nsocked = \"/tmp/s\"\n",
@@ -2329,9 +2418,6 @@ log_target = "stdout"
         }
         // The watch keys that are not built are still refused, not silently ignored.
         for (key, value) in [
-            ("cron_restart", "\"@hourly\""),
-            ("cron_tz", "\"UTC\""),
-            ("cron_overlap", "\"skip\""),
             ("ready", "{ tcp = \"127.0.0.1:1\" }"),
             ("health", "{ tcp = \"127.0.0.1:1\" }"),
         ] {
@@ -2490,5 +2576,150 @@ memory_action = "stop"
         assert_eq!(studio.memory.max_memory, Some(1 << 30));
         assert_eq!(studio.memory.action, MemoryAction::Stop);
         assert_eq!(studio.memory.interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn cron_keys_are_read_and_layered() {
+        let text = r#"
+[defaults]
+cron_tz = "Europe/Berlin"
+
+[[app]]
+name = "nightly"
+cmd = "x"
+cron_restart = "0 3 * * *"
+
+[[app]]
+name = "job"
+cmd = "x"
+restart = "never"
+cron_restart = "*/30 * * * * *"
+cron_tz = "UTC"
+cron_overlap = "restart"
+[app.profile.prod]
+cron_restart = "@midnight"
+cron_overlap = "skip"
+"#;
+        let config = check(text).unwrap();
+        assert_eq!(
+            config.apps[0].cron,
+            Some(CronSettings {
+                expr: "0 3 * * *".into(),
+                tz: Some("Europe/Berlin".into()),
+                overlap: CronOverlap::Skip,
+            })
+        );
+        assert_eq!(
+            config.apps[1].cron,
+            Some(CronSettings {
+                expr: "*/30 * * * * *".into(),
+                tz: Some("UTC".into()),
+                overlap: CronOverlap::Restart,
+            })
+        );
+        let prod = check_with(text, Some("prod")).unwrap();
+        assert_eq!(
+            prod.apps[1].cron,
+            Some(CronSettings {
+                expr: "@midnight".into(),
+                tz: Some("UTC".into()),
+                overlap: CronOverlap::Skip,
+            })
+        );
+        for app in &config.apps {
+            let cron = app.cron.as_ref().unwrap();
+            assert!(crate::schedule::Schedule::new(cron).is_ok(), "{}", app.name);
+        }
+        assert_eq!(app("[[app]]\nname = \"a\"\ncmd = \"x\"\n").cron, None);
+    }
+
+    #[test]
+    fn every_cron_error_of_a_file_is_reported() {
+        let text = "[defaults]\ncron_overlap = \"skp\"\n\
+                    [[app]]\nname = \"a\"\ncmd = \"x\"\ncron_restart = \"0 3 * *\"\n\
+                    cron_tz = \"Europe/Berln\"\n\
+                    [[app]]\nname = \"b\"\ncmd = \"x\"\ncron_restart = \"0 25 * * *\"\n\
+                    cron_tz = \"Mars/Base\"\n\
+                    [[app]]\nname = \"c\"\ncmd = \"x\"\ncron_restart = 5\ncron_overlap = \"never\"\n";
+        assert_eq!(
+            errors(text),
+            [
+                "2:16: unknown `cron_overlap` value `skp`, did you mean `skip`?",
+                "6:16: invalid `cron_restart`: invalid cron expression `0 3 * *`: Invalid pattern: \
+                 Pattern must have 5 or 6 fields when years are disallowed. \
+                 (expected a cron expression: 5 fields like `0 3 * * *` (03:00 daily), \
+                 6 with seconds first like `*/30 * * * * *`, or `@hourly`, `@daily`, \
+                 `@midnight`, `@weekly`, `@monthly`, `@yearly`)",
+                "7:11: invalid `cron_tz`: unknown time zone `Europe/Berln`, did you mean \
+                 `Europe/Berlin`?",
+                "11:16: invalid `cron_restart`: invalid cron expression `0 25 * * *`: \
+                 Component error: Number out of bounds. \
+                 (expected a cron expression: 5 fields like `0 3 * * *` (03:00 daily), \
+                 6 with seconds first like `*/30 * * * * *`, or `@hourly`, `@daily`, \
+                 `@midnight`, `@weekly`, `@monthly`, `@yearly`)",
+                "12:11: invalid `cron_tz`: unknown time zone `Mars/Base` \
+                 (expected an IANA time zone name like `Europe/Berlin` or `UTC`)",
+                "16:16: invalid type for `cron_restart`: found an integer \
+                 (expected a cron expression: 5 fields like `0 3 * * *` (03:00 daily), \
+                 6 with seconds first like `*/30 * * * * *`, or `@hourly`, `@daily`, \
+                 `@midnight`, `@weekly`, `@monthly`, `@yearly`)",
+                "17:16: unknown `cron_overlap` value `never` (expected one of `skip`, `restart`)",
+            ]
+        );
+    }
+
+    #[test]
+    fn cron_tz_and_overlap_without_cron_restart_mean_nothing() {
+        let text = "[defaults]\ncron_tz = \"UTC\"\ncron_overlap = \"restart\"\n\
+                    [[app]]\nname = \"a\"\ncmd = \"x\"\ncron_restart = \"@daily\"\n\
+                    [[app]]\nname = \"b\"\ncmd = \"x\"\n";
+        let config = check(text).unwrap();
+        assert_eq!(
+            config.apps[0].cron.as_ref().unwrap().tz.as_deref(),
+            Some("UTC")
+        );
+        assert_eq!(config.apps[1].cron, None);
+        // An invalid `cron_restart` is reported once.
+        assert_eq!(
+            errors("[[app]]\nname = \"a\"\ncmd = \"x\"\ncron_restart = \"x\"\ncron_tz = \"UTC\"\n")
+                .len(),
+            1
+        );
+    }
+
+    /// The cron keys of the watch contract sample (`ready` and `health`, not built, left
+    /// out).
+    const WATCH_CRON: &str = r#"
+[[app]]
+name = "backend"
+cmd = ["node", "server.js"]
+cron_restart = "0 3 * * *"
+cron_tz = "Europe/Berlin"
+
+[[app]]
+name = "studio"
+cmd = ["python3", "app.py"]
+cron_restart = "*/30 * * * * *"
+
+[[app]]
+name = "jobs"
+cmd = ["python3", "worker.py"]
+restart = "never"
+cron_restart = "@hourly"
+cron_overlap = "skip"
+"#;
+
+    #[test]
+    fn the_watch_contract_cron_keys_validate() {
+        let config = check(WATCH_CRON).unwrap();
+        let crons: Vec<_> = config
+            .apps
+            .iter()
+            .map(|a| a.cron.clone().unwrap())
+            .collect();
+        assert_eq!(crons[0].tz.as_deref(), Some("Europe/Berlin"));
+        assert_eq!(crons[1].expr, "*/30 * * * * *");
+        assert_eq!(crons[1].tz, None);
+        assert_eq!(crons[2].overlap, CronOverlap::Skip);
     }
 }

@@ -177,6 +177,9 @@ pub struct AppStatus {
     /// Log lines lost to write errors (disk full...) since supd started.
     #[serde(default)]
     pub log_dropped: u64,
+    /// With `cron_restart`: when the schedule fires next (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cron: Option<String>,
 }
 
 /// One instance, as `status` shows it.
@@ -719,6 +722,7 @@ mod tests {
                     },
                 ],
                 log_dropped: 0,
+                next_cron: None,
             }],
         }
     }

@@ -37,6 +37,9 @@ pub fn status_table(status: &Status) -> String {
                 dash(),
             ]);
         }
+        if let Some(next) = &app.next_cron {
+            notes.push(format!("{} next cron restart: {next}\n", app.name));
+        }
         for instance in &app.instances {
             rows.push(instance_row(app, instance));
             if let Some(exit) = ended_how(instance) {
@@ -274,6 +277,7 @@ mod tests {
             name: name.to_owned(),
             instances,
             log_dropped: 0,
+            next_cron: None,
         }
     }
 

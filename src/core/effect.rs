@@ -85,6 +85,12 @@ pub enum Effect {
         /// Each slot, its generation and its leader's pid.
         targets: Vec<(Slot, Gen, i32)>,
     },
+    /// Fire `Timer::Cron` for this app at its schedule's next time (wall clock, which only
+    /// the runtime reads).
+    ArmCron {
+        /// Position of the app.
+        app: usize,
+    },
     /// Write a line to supd's own log.
     Log {
         /// How loud.

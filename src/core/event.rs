@@ -44,6 +44,11 @@ pub enum Timer {
     ShutdownDeadline,
     /// Even SIGKILL did not empty every group in time: exit anyway.
     ShutdownAbandon,
+    /// An app's cron schedule fired (armed by the runtime for [`super::Effect::ArmCron`]).
+    Cron {
+        /// Position of the app.
+        app: usize,
+    },
     /// Time to measure the instances of an app with a memory limit.
     Sample {
         /// Position of the app.

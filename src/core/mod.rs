@@ -55,6 +55,7 @@ pub fn handle(state: &mut State, event: Event, now: Time) -> Vec<Effect> {
             }
         }
     }
+    cx.advance_rollouts();
     cx.settle_pending();
     cx.maybe_exit();
     cx.fx
@@ -82,6 +83,7 @@ pub(crate) fn test_app(name: &str) -> crate::config::App {
         group: None,
         log: Default::default(),
         memory: Default::default(),
+        cron: None,
     }
 }
 
@@ -114,6 +116,11 @@ impl Cx<'_> {
         for slot in slots {
             if self.app(slot).autostart && self.inst(slot).phase == Phase::Stopped {
                 self.spawn(slot, None);
+            }
+        }
+        for app in 0..self.state.apps.len() {
+            if self.state.apps[app].config.cron.is_some() {
+                self.fx.push(Effect::ArmCron { app });
             }
         }
         // Only apps with a memory limit are measured on a timer: an idle supd without
@@ -390,16 +397,8 @@ impl Cx<'_> {
         let Some(limit) = config.max_memory else {
             return;
         };
+        let budget = self.budget(app);
         let instances = &self.state.apps[app].instances;
-        let down = instances
-            .iter()
-            .filter(|i| {
-                matches!(
-                    i.phase,
-                    Phase::Spawning { .. } | Phase::Stopping { .. } | Phase::Backoff { .. }
-                )
-            })
-            .count() as u32;
         let mut over: Vec<(u64, Slot)> = instances
             .iter()
             .enumerate()
@@ -418,7 +417,6 @@ impl Cx<'_> {
             })
             .collect();
         over.sort_by_key(|&(rss, _)| std::cmp::Reverse(rss));
-        let budget = config.max_unavailable.saturating_sub(down) as usize;
         for (rss, slot) in over.into_iter().take(budget) {
             let label = self.state.label(slot);
             let samples = self.inst(slot).over_limit;
@@ -441,6 +439,90 @@ impl Cx<'_> {
                 ),
             );
             self.stop(slot, then);
+        }
+    }
+
+    /// How many more instances of `app` may go down now: `max_unavailable` minus those
+    /// already starting, stopping or backing off.
+    fn budget(&self, app: usize) -> usize {
+        let app = &self.state.apps[app];
+        let down = app
+            .instances
+            .iter()
+            .filter(|i| {
+                matches!(
+                    i.phase,
+                    Phase::Spawning { .. } | Phase::Stopping { .. } | Phase::Backoff { .. }
+                )
+            })
+            .count() as u32;
+        app.config.memory.max_unavailable.saturating_sub(down) as usize
+    }
+
+    /// A cron tick. A service restarts rolling, one `max_unavailable` batch at a time, so
+    /// a nightly restart is never an outage; a job (`restart = "never"`) is started, and
+    /// `cron_overlap` decides about a run that is still going.
+    fn on_cron(&mut self, app: usize) {
+        self.fx.push(Effect::ArmCron { app });
+        let Some(cron) = self.state.apps.get(app).and_then(|a| a.config.cron.clone()) else {
+            return;
+        };
+        if self.state.shutdown.is_some() {
+            return;
+        }
+        let name = self.state.apps[app].config.name.clone();
+        let count = self.state.apps[app].instances.len() as u32;
+        if self.state.apps[app].config.restart == crate::config::RestartMode::Never {
+            for index in 0..count {
+                let slot = Slot { app, index };
+                match (self.inst(slot).phase.is_live(), cron.overlap) {
+                    (false, _) => self.spawn(slot, Some(Reason::Cron)),
+                    (true, crate::config::CronOverlap::Restart) => {
+                        self.stop(slot, AfterStop::Restart(Reason::Cron))
+                    }
+                    (true, crate::config::CronOverlap::Skip) => {
+                        let label = self.state.label(slot);
+                        self.log(
+                            Level::Info,
+                            format!("{label} is still running at its cron time; skipped (cron_overlap = skip)"),
+                        );
+                    }
+                }
+            }
+            return;
+        }
+        let online: std::collections::VecDeque<u32> = (0..count)
+            .filter(|&index| matches!(self.inst(Slot { app, index }).phase, Phase::Online { .. }))
+            .collect();
+        self.log(
+            Level::Info,
+            format!(
+                "cron: restarting {name} ({} instances, {} at a time)",
+                online.len(),
+                self.state.apps[app].config.memory.max_unavailable
+            ),
+        );
+        self.state.apps[app].rollout = online;
+    }
+
+    /// Move every rolling restart on as far as `max_unavailable` allows.
+    fn advance_rollouts(&mut self) {
+        if self.state.shutdown.is_some() {
+            return;
+        }
+        for app in 0..self.state.apps.len() {
+            let mut budget = self.budget(app);
+            while budget > 0 {
+                let Some(index) = self.state.apps[app].rollout.pop_front() else {
+                    break;
+                };
+                let slot = Slot { app, index };
+                // One that crashed or was stopped meanwhile has no old process to replace.
+                if matches!(self.inst(slot).phase, Phase::Online { .. }) {
+                    self.stop(slot, AfterStop::Restart(Reason::Cron));
+                    budget -= 1;
+                }
+            }
         }
     }
 
@@ -530,6 +612,7 @@ impl Cx<'_> {
                     self.kill_everything();
                 }
             }
+            Timer::Cron { app } => self.on_cron(app),
             Timer::Sample { app } => {
                 if self.state.shutdown.is_some() {
                     return;

@@ -67,6 +67,8 @@ pub struct App {
     pub config: AppConfig,
     /// One per instance index.
     pub instances: Vec<Instance>,
+    /// Instances waiting for their turn in a rolling cron restart, in order.
+    pub rollout: std::collections::VecDeque<u32>,
 }
 
 /// One instance slot and its history.
@@ -227,6 +229,7 @@ impl State {
             .map(|app| App {
                 config: app.clone(),
                 instances: (0..app.instances).map(|_| Instance::new()).collect(),
+                rollout: Default::default(),
             })
             .collect();
         State {

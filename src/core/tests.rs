@@ -918,3 +918,71 @@ fn memory_action_stop_stops_and_says_why() {
         (StateName::Stopped, Some(Reason::Memory), 0)
     );
 }
+
+fn cron_app(name: &str, instances: u32) -> App {
+    let mut a = app(name);
+    a.instances = instances;
+    a.cron = Some(crate::config::CronSettings {
+        expr: "0 3 * * *".into(),
+        tz: None,
+        overlap: crate::config::CronOverlap::Skip,
+    });
+    a
+}
+
+#[test]
+fn a_cron_tick_restarts_a_service_one_instance_at_a_time() {
+    let mut h = H::new(vec![cron_app("web", 3)]);
+    let fx = h.send(Event::Boot);
+    assert!(fx.contains(&Effect::ArmCron { app: 0 }));
+    h.at(1000);
+    let fx = h.send(Event::Timer(Timer::Cron { app: 0 }));
+    assert!(fx.contains(&Effect::ArmCron { app: 0 }), "re-armed");
+    assert_eq!(signals(&fx), vec![15], "one at a time");
+    for index in 0..3u32 {
+        let s = slot(0, index);
+        assert_eq!(h.status_of(s).state, StateName::Stopping);
+        let online = (0..3u32)
+            .filter(|&i| h.status_of(slot(0, i)).state == StateName::Online)
+            .count();
+        assert_eq!(online, 2, "two of three serve throughout");
+        h.at(1000 + 10 * (index as u64 + 1));
+        let fx = h.exit(s, ExitStatus::Signal(15));
+        let st = h.status_of(s);
+        assert_eq!(
+            (st.state, st.last_reason),
+            (StateName::Online, Some(Reason::Cron))
+        );
+        assert_eq!(
+            signals(&fx).len(),
+            usize::from(index < 2),
+            "then the next one"
+        );
+    }
+}
+
+#[test]
+fn a_cron_tick_starts_a_job_and_respects_cron_overlap() {
+    let mut job = cron_app("job", 1);
+    job.restart = RestartMode::Never;
+    job.autostart = false;
+    let mut h = H::new(vec![job]);
+    h.send(Event::Boot);
+    let fx = h.send(Event::Timer(Timer::Cron { app: 0 }));
+    assert_eq!(spawned(&fx), 1, "started by the tick");
+    assert_eq!(h.status_of(S0).last_reason, Some(Reason::Cron));
+    let fx = h.send(Event::Timer(Timer::Cron { app: 0 }));
+    assert_eq!(
+        (spawned(&fx), signals(&fx).len()),
+        (0, 0),
+        "still running: skipped"
+    );
+    if let Some(cron) = h.state.apps[0].config.cron.as_mut() {
+        cron.overlap = crate::config::CronOverlap::Restart;
+    }
+    let fx = h.send(Event::Timer(Timer::Cron { app: 0 }));
+    assert_eq!(signals(&fx), vec![15], "cron_overlap = restart");
+    h.at(10);
+    let fx = h.exit(S0, ExitStatus::Signal(15));
+    assert_eq!(spawned(&fx), 1);
+}

@@ -69,10 +69,35 @@ impl Runtime {
             Effect::SetTimer { at, timer } => self.timers.push(Reverse((at, timer))),
             Effect::Reply { req, outcome } => self.reply(req, outcome),
             Effect::ReplyStatus { req, mut status } => {
+                let wall = std::time::SystemTime::now();
                 for app in &mut status.apps {
                     app.log_dropped = self.logs.dropped(&app.name);
+                    let position = self
+                        .state
+                        .apps
+                        .iter()
+                        .position(|a| a.config.name == app.name);
+                    app.next_cron = position
+                        .and_then(|p| self.schedules.get(&p))
+                        .and_then(|s| s.next_after(wall))
+                        .map(rfc3339);
                 }
                 self.reply_status(req, status);
+            }
+            Effect::ArmCron { app } => {
+                let wall = std::time::SystemTime::now();
+                let next = self.schedules.get(&app).and_then(|s| s.next_after(wall));
+                match next.and_then(|next| next.duration_since(wall).ok()) {
+                    Some(wait) => {
+                        let at = self.now() + wait;
+                        self.timers
+                            .push(Reverse((at, crate::core::Timer::Cron { app })));
+                    }
+                    None => tracing::warn!(
+                        "{}: cron_restart has no future time; it will not fire",
+                        self.state.apps[app].config.name
+                    ),
+                }
             }
             Effect::Sample { app, targets } => {
                 self.sampler.send(super::sampler::Job::App { app, targets });
@@ -184,6 +209,16 @@ impl Runtime {
             let _ = responder.reply.send(outcome);
         }
     }
+}
+
+/// A wall-clock time as `2026-11-23T03:00:00.000Z`.
+fn rfc3339(time: std::time::SystemTime) -> String {
+    let ms = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut buf = [0u8; crate::logs::time::TIMESTAMP_LEN];
+    crate::logs::time::format_ms(ms, &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// At exit: processes that escaped their instance's group (a daemon that called setsid)

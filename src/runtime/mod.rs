@@ -93,6 +93,8 @@ struct Runtime {
     sampler: sampler::Sampler,
     /// Its answers to memory-limit samples.
     sampled: mpsc::UnboundedReceiver<Event>,
+    /// The cron schedule of each app that has one, by app position.
+    schedules: HashMap<usize, crate::schedule::Schedule>,
     exit: Option<i32>,
     orphans_reaped: u64,
 }
@@ -110,6 +112,15 @@ impl Runtime {
         server::serve(listener, tx)
             .map_err(|e| format!("cannot serve {}: {e}", socket.display()))?;
         let (sampled_tx, sampled) = mpsc::unbounded_channel();
+        let mut schedules = HashMap::new();
+        for (i, app) in config.apps.iter().enumerate() {
+            if let Some(cron) = &app.cron {
+                // Validated with the config already; an error here would be a bug.
+                let schedule = crate::schedule::Schedule::new(cron)
+                    .map_err(|e| format!("{}: cron_restart: {e}", app.name))?;
+                schedules.insert(i, schedule);
+            }
+        }
         let pid = std::process::id() as i32;
         tracing::info!(
             "supd {} (pid {pid}) managing {} apps from {}, control socket {}",
@@ -140,6 +151,7 @@ impl Runtime {
             feedback: VecDeque::new(),
             sampler: sampler::Sampler::new(sampled_tx),
             sampled,
+            schedules,
             exit: None,
             orphans_reaped: 0,
         })
