@@ -97,3 +97,45 @@ fn a_six_field_cron_restarts_services_rolling_and_starts_jobs() {
     );
     d.wait_stderr("cron: restarting web (2 instances, 1 at a time)");
 }
+
+#[test]
+fn supctl_health_is_a_container_healthcheck() {
+    let sb = Sandbox::new();
+    let apps = [
+        kit_app("web", &["sleep"], "instances = 2"),
+        kit_app("manual", &["sleep"], "autostart = false"),
+        kit_app("crashy", &["sleep"], "restart_delay = \"1h\""),
+    ]
+    .concat();
+    let d = sb.start(&sb.config(&apps));
+    let crashy = d.wait_instance("crashy", 0, "online", |r| r["state"] == "online");
+    let out = d.supctl(&["health"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "healthy\n");
+    d.json(&["stop", "web:1"]);
+    assert_eq!(
+        d.supctl(&["health"]).status.code(),
+        Some(0),
+        "stopped on purpose is fine"
+    );
+
+    // A crashed instance waiting for its restart is not healthy: health says which and why.
+    let pid = crashy["pid"].as_i64().expect("pid") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    d.wait_instance("crashy", 0, "backoff", |r| r["state"] == "backoff");
+    let out = d.supctl(&["health"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("crashy:0 is backoff (killed by SIGKILL)"),
+        "{err}"
+    );
+    let out = d.supctl(&["--json", "health"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["healthy"], false);
+}

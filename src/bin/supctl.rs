@@ -97,6 +97,9 @@ enum Verb {
         #[arg(long, conflicts_with_all = ["follow", "err", "out", "app"])]
         reopen: bool,
     },
+    /// Exit 0 when every instance that should run is online and ready, else 1 with the
+    /// reasons: a container's HEALTHCHECK
+    Health,
     /// Empty the log files of APP (default: every app), as `pm2 flush` does
     Flush {
         /// `name` or `all` [default: all]
@@ -132,6 +135,7 @@ impl Verb {
                 },
             },
             Verb::Flush { app } => Command::Flush { app: app.clone() },
+            Verb::Health => Command::Health,
         }
     }
 }
@@ -175,11 +179,18 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_DAEMON_ERROR));
     }
 
+    // An unhealthy answer is still an answer; its exit code is what a HEALTHCHECK reads.
+    let unhealthy = matches!(cli.verb, Verb::Health)
+        && reply.data.as_ref().is_some_and(|d| d["healthy"] != true);
     if cli.json {
         // The data as the daemon sent it, not re-read through our types: fields a newer
         // supd adds must reach scripts. No data at all is an empty object, still JSON.
         print_json(reply.data.as_ref().unwrap_or(&Value::Object(Map::new())))?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(if unhealthy {
+            ExitCode::from(EXIT_DAEMON_ERROR)
+        } else {
+            ExitCode::SUCCESS
+        });
     }
     let text = match &cli.verb {
         Verb::Status { .. } => match reply.data_as::<Status>() {
@@ -194,6 +205,14 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Verb::Shutdown => "every app stopped; supd is exiting\n".to_owned(),
         Verb::Logs { .. } => "log files reopened\n".to_owned(),
+        Verb::Health if unhealthy => {
+            let problems = reply.data.as_ref().and_then(|d| d["problems"].as_array());
+            for problem in problems.into_iter().flatten().filter_map(Value::as_str) {
+                complain(problem);
+            }
+            return Ok(ExitCode::from(EXIT_DAEMON_ERROR));
+        }
+        Verb::Health => "healthy\n".to_owned(),
         Verb::Flush { .. } => {
             let apps = reply
                 .data

@@ -77,6 +77,18 @@ pub enum Command {
     },
     /// Close and reopen every log file (after an external logrotate moved them).
     Reopen,
+    /// Whether every instance that should run is online and ready: a container's
+    /// HEALTHCHECK. Answers [`Health`].
+    Health,
+}
+
+/// `data` of `health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Every instance that should run is online and ready.
+    pub healthy: bool,
+    /// One line per instance that is not, e.g. `backend:1 is backoff (exited with code 1)`.
+    pub problems: Vec<String>,
 }
 
 /// Past records `logs` sends when the request does not say.
@@ -268,7 +280,7 @@ pub struct ActionResult {
 ///
 /// Keep in step with [`Command`] ([`Command::name`] is the exhaustive match that names them).
 pub const COMMANDS: &[&str] = &[
-    "status", "start", "stop", "restart", "shutdown", "logs", "flush", "reopen",
+    "status", "start", "stop", "restart", "shutdown", "logs", "flush", "reopen", "health",
 ];
 
 /// A reply line that could not be understood.
@@ -297,6 +309,7 @@ impl Command {
             Command::Logs { .. } => "logs",
             Command::Flush { .. } => "flush",
             Command::Reopen => "reopen",
+            Command::Health => "health",
         }
     }
 }
@@ -504,7 +517,7 @@ pub fn decode_request(line: &[u8]) -> Result<Request, Reply> {
 
 fn takes_no_arguments(cmd: &Command) -> bool {
     match cmd {
-        Command::Shutdown | Command::Reopen => true,
+        Command::Shutdown | Command::Reopen | Command::Health => true,
         Command::Status { .. }
         | Command::Start { .. }
         | Command::Stop { .. }
@@ -595,6 +608,7 @@ mod tests {
             },
             Command::Flush { app: None },
             Command::Reopen,
+            Command::Health,
         ];
         let names: Vec<&str> = all.iter().map(Command::name).collect();
         assert_eq!(names, COMMANDS);
@@ -841,7 +855,7 @@ mod tests {
             (
                 11,
                 ErrorKind::UnknownCommand,
-                "unknown command \"frobnicate\"; this daemon knows: status, start, stop, restart, shutdown, logs, flush, reopen"
+                "unknown command \"frobnicate\"; this daemon knows: status, start, stop, restart, shutdown, logs, flush, reopen, health"
                     .to_owned()
             )
         );

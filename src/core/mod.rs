@@ -723,6 +723,13 @@ impl Cx<'_> {
                 self.fx.push(effect);
             }
             Command::Reopen => self.fx.push(Effect::ReopenLogs { req }),
+            Command::Health => {
+                let health = view::health(self.state, now);
+                self.fx.push(Effect::Reply {
+                    req,
+                    outcome: Ok(serde_json::to_value(health).unwrap_or_default()),
+                });
+            }
             Command::Shutdown => {
                 self.begin_shutdown();
                 if let Some(shutdown) = self.state.shutdown.as_mut() {

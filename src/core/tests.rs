@@ -986,3 +986,20 @@ fn a_cron_tick_starts_a_job_and_respects_cron_overlap() {
     let fx = h.exit(S0, ExitStatus::Signal(15));
     assert_eq!(spawned(&fx), 1);
 }
+
+#[test]
+fn health_counts_only_what_should_run() {
+    let mut manual = app("manual");
+    manual.autostart = false;
+    let mut h = H::new(vec![app("web"), manual]);
+    h.send(Event::Boot);
+    let (req, fx) = h.request(Command::Health);
+    let v = reply(&fx, req).expect("reply").expect("ok");
+    assert_eq!(v["healthy"], true, "{v}");
+    h.at(10);
+    h.exit(S0, ExitStatus::Code(2));
+    let (req, fx) = h.request(Command::Health);
+    let v = reply(&fx, req).expect("reply").expect("ok");
+    assert_eq!(v["healthy"], false);
+    assert_eq!(v["problems"][0], "web:0 is backoff (exited with code 2)");
+}

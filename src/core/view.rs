@@ -4,7 +4,7 @@
 use super::event::ExitStatus;
 use super::state::{LastExit, Phase, Slot, State, Time};
 use crate::control::proto::{
-    AppStatus, ErrorBody, ErrorKind, InstanceStatus, StateName, Status, SupervisorInfo,
+    AppStatus, ErrorBody, ErrorKind, Health, InstanceStatus, StateName, Status, SupervisorInfo,
 };
 
 /// The full status, or one app's / instance's (`filter`: `None`, `all`, `APP`, `APP:N`).
@@ -142,5 +142,34 @@ pub fn resolve(state: &State, target: &str) -> Result<Vec<Slot>, ErrorBody> {
             kind: ErrorKind::UnknownInstance,
             message: format!("`{name}` has {count} instances (0..{count}); there is no {index}"),
         }),
+    }
+}
+
+/// `health`: every instance that should run is online and ready. Instances stopped on
+/// purpose (`stop`, `autostart = false`) and runs finished by policy (`exited`) are not
+/// expected to run; anything starting, stopping, backing off or errored is a problem.
+pub fn health(state: &State, now: Time) -> Health {
+    let mut problems = Vec::new();
+    if state.shutdown.is_some() {
+        problems.push("supd is shutting down".to_string());
+    }
+    for slot in state.slots() {
+        let Some(row) = instance_status(state, slot, now) else {
+            continue;
+        };
+        let fine = matches!(row.state, StateName::Stopped | StateName::Exited)
+            || (row.state == StateName::Online && row.ready);
+        if !fine {
+            let state_name = serde_json::to_value(row.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let why = row.last_exit.map(|e| format!(" ({e})")).unwrap_or_default();
+            problems.push(format!("{} is {state_name}{why}", state.label(slot)));
+        }
+    }
+    Health {
+        healthy: problems.is_empty(),
+        problems,
     }
 }
