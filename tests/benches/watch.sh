@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Watching what runs, measured on the real supd (release build):
+#   1. supd's CPU while it samples 100 instances' process trees every second
+#      (max_memory set, memory_interval = 1s), over 20 s;
+#   2. a cron rollout of 4 instances every 5 s, polled through `supctl --json status`
+#      as fast as it answers for 11 s: the fewest instances online at any poll.
+# The memory-limit reaction time (crossing → restart) comes from the peer comparison
+# harness's `memlimit` scenario.
+#
+#   tests/benches/watch.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build --release --quiet --bins --examples
+SUPD=$PWD/target/release/supd
+SUPCTL=$PWD/target/release/supctl
+KIT=$PWD/target/release/examples/testkit
+dir=$(mktemp -d /tmp/supwatch.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+
+cat >"$dir/sample.toml" <<TOML
+[supervisor]
+socket = "$dir/a.sock"
+log_dir = "$dir/logs"
+[[app]]
+name = "a"
+cmd = ["$KIT", "sleep"]
+instances = 100
+max_memory = "1G"
+memory_interval = "1s"
+TOML
+"$SUPD" -c "$dir/sample.toml" 2>"$dir/a.err" &
+pid=$!
+until "$SUPCTL" --socket "$dir/a.sock" status >/dev/null 2>&1; do sleep 0.05; done
+sleep 2
+t0=$(cpu_ticks "$pid")
+sleep 20
+t1=$(cpu_ticks "$pid")
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+"$SUPCTL" --socket "$dir/a.sock" shutdown >/dev/null
+wait "$pid"
+awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v rss="$rss" 'BEGIN {
+    printf "sample100 cpu_ms=%.0f window_s=20 cpu_percent_of_core=%.2f rss_mib=%.1f\n", d * 1000 / hz, d * 100 / hz / 20, rss / 1024 }'
+
+cat >"$dir/cron.toml" <<TOML
+[supervisor]
+socket = "$dir/c.sock"
+log_dir = "$dir/logs"
+[[app]]
+name = "web"
+cmd = ["$KIT", "term-exit", "0"]
+instances = 4
+cron_restart = "*/5 * * * * *"
+TOML
+"$SUPD" -c "$dir/cron.toml" 2>"$dir/c.err" &
+pid=$!
+until "$SUPCTL" --socket "$dir/c.sock" status >/dev/null 2>&1; do sleep 0.05; done
+python3 - "$SUPCTL" "$dir/c.sock" <<'PY'
+import json, subprocess, sys, time
+supctl, sock = sys.argv[1], sys.argv[2]
+def rows():
+    out = subprocess.run([supctl, "--socket", sock, "--json", "status"], capture_output=True).stdout
+    return json.loads(out)["apps"][0]["instances"]
+end, low, polls = time.time() + 11, 4, 0
+while time.time() < end:
+    low = min(low, sum(r["state"] == "online" for r in rows()))
+    polls += 1
+restarts = sum(r["restarts"] for r in rows() if r["last_reason"] == "cron")
+print(f"cron_rollout instances=4 polls={polls} min_online={low} cron_restarts={restarts}")
+PY
+"$SUPCTL" --socket "$dir/c.sock" shutdown >/dev/null
+wait "$pid"
