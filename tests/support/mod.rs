@@ -30,7 +30,7 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> O
         if Instant::now() > deadline {
             panic!("timed out after {timeout:?} waiting for {what}");
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5)); // the poll interval
     }
 }
 
@@ -263,7 +263,7 @@ impl Drop for Daemon {
             if let Ok(Some(_)) = child.try_wait() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(10)); // poll for the exit
         }
         let _ = child.kill();
         let _ = child.wait();
