@@ -12,6 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::core::{Event, Gen, Sample, Slot};
 use crate::monitor;
 
+/// How old a /proc read may be to answer a `status` request.
+const STATUS_FRESH: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// What the thread measures.
 pub(super) enum Job {
     /// A memory-limit sample of one app: answered as an [`Event::Sampled`].
@@ -63,9 +66,21 @@ fn run(jobs: std_mpsc::Receiver<Job>, events: mpsc::UnboundedSender<Event>) {
     let ticks_per_s = monitor::clock_ticks();
     // The previous sample of each tree, for CPU % between samples.
     let mut previous: HashMap<(Slot, Gen), (u64, Instant)> = HashMap::new();
+    // The last read of /proc: `status` asked again within STATUS_FRESH reuses it, so a
+    // script polling status does not rescan /proc every time.
+    let mut last: Option<(Instant, Vec<monitor::ProcStat>)> = None;
     while let Ok(job) = jobs.recv() {
-        let snapshot = monitor::snapshot();
-        let tree = monitor::Tree::new(&snapshot, page);
+        let reuse = matches!(job, Job::Trees { .. })
+            && last
+                .as_ref()
+                .is_some_and(|(at, _)| at.elapsed() < STATUS_FRESH);
+        if !reuse {
+            last = Some((Instant::now(), monitor::snapshot()));
+        }
+        let Some((_, snapshot)) = &last else {
+            continue;
+        };
+        let tree = monitor::Tree::new(snapshot, page);
         match job {
             Job::App { app, targets } => {
                 let now = Instant::now();
