@@ -61,30 +61,15 @@ pub fn handle(state: &mut State, event: Event, now: Time) -> Vec<Effect> {
     cx.fx
 }
 
-/// Shared test fixture: an app config with the documented defaults.
+/// Shared test fixture: an app with the documented defaults, as the config layer gives
+/// them (so the defaults are written down in one place only).
 #[cfg(test)]
 pub(crate) fn test_app(name: &str) -> crate::config::App {
-    use crate::config::{App, RestartMode};
-    App {
-        name: name.to_string(),
-        cmd: vec!["true".to_string()],
-        cwd: std::path::PathBuf::from("/"),
-        env: Default::default(),
-        instances: 1,
-        restart: RestartMode::Always,
-        restart_delay: Duration::from_millis(100),
-        max_restarts: 16,
-        min_uptime: Duration::from_secs(1),
-        errored_retry: Duration::from_secs(300),
-        stop_signal: Signal::TERM,
-        kill_timeout: Duration::from_secs(5),
-        autostart: true,
-        user: None,
-        group: None,
-        log: Default::default(),
-        memory: Default::default(),
-        cron: None,
-    }
+    let text = format!("[[app]]\nname = \"{name}\"\ncmd = \"true\"\ncwd = \"/\"\n");
+    let path = std::path::Path::new("/etc/sup/ecosystem.toml");
+    let mut config = crate::config::validate::validate(path, &text, None, 1, &|_| true)
+        .unwrap_or_else(|e| panic!("test app: {e}"));
+    config.apps.remove(0)
 }
 
 /// One call of [`handle`]: the state, the time, and the effects gathered so far.

@@ -96,7 +96,6 @@ struct Runtime {
     /// The cron schedule of each app that has one, by app position.
     schedules: HashMap<usize, crate::schedule::Schedule>,
     exit: Option<i32>,
-    orphans_reaped: u64,
 }
 
 impl Runtime {
@@ -153,7 +152,6 @@ impl Runtime {
             sampled,
             schedules,
             exit: None,
-            orphans_reaped: 0,
         })
     }
 
@@ -259,7 +257,6 @@ impl Runtime {
             match self.procs.remove(&pid) {
                 Some(proc) => leaders.push((pid, proc, status)),
                 None => {
-                    self.orphans_reaped += 1;
                     tracing::debug!("reaped adopted orphan pid {pid} ({status:?})");
                 }
             }
