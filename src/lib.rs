@@ -10,11 +10,15 @@
 //! - [`control`]: the control protocol, its server in supd and its client in supctl.
 //! - [`schedule`]: `cron_restart` expressions and their next fire time; decides nothing.
 //! - [`monitor`]: /proc sampling of each instance's process tree (memory, CPU); decides nothing.
+//! - [`cluster`]: readiness plumbing: sd_notify sockets, HTTP and TCP probes.
+//! - [`http`]: the optional `/metrics`, `/healthz` and `/readyz` endpoint.
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod http;
 pub mod logs;
 pub mod monitor;
 pub mod process;

@@ -6,6 +6,7 @@
 //! collecting every error (not just the first) as a [`ConfigError`] with file:line:col.
 
 pub mod error;
+pub mod probe;
 pub mod raw;
 pub mod units;
 pub mod validate;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use probe::{Check, HealthSettings, ReadySettings};
 
 /// A validated configuration: what supd runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +39,8 @@ pub struct Supervisor {
     pub log_dir: PathBuf,
     /// `shutdown_timeout`: the whole graceful shutdown's bound (default 30s).
     pub shutdown_timeout: Duration,
+    /// `http`: where `/metrics`, `/healthz` and `/readyz` are served (off by default).
+    pub http: Option<std::net::SocketAddr>,
 }
 
 /// One `[[app]]`.
@@ -81,6 +85,10 @@ pub struct App {
     /// The cron keys: `cron_restart`, `cron_tz`, `cron_overlap`. `None`: no
     /// `cron_restart`, nothing is restarted on a schedule (default).
     pub cron: Option<CronSettings>,
+    /// `ready`: what makes a new instance ready. `None`: ready once spawned.
+    pub ready: Option<ReadySettings>,
+    /// `health`: the liveness probe of a ready instance, if any.
+    pub health: Option<HealthSettings>,
 }
 
 /// The cron keys of an app: when it is restarted on a schedule.

@@ -19,7 +19,7 @@ use super::error::{ConfigError, ConfigErrors, Locator};
 pub const TOP_KEYS: &[&str] = &["supervisor", "defaults", "app"];
 
 /// The keys of `[supervisor]`.
-pub const SUPERVISOR_KEYS: &[&str] = &["socket", "log_dir", "shutdown_timeout"];
+pub const SUPERVISOR_KEYS: &[&str] = &["socket", "log_dir", "shutdown_timeout", "http"];
 
 /// The keys of an `[[app]]` table. `[defaults]` and `[app.profile.NAME]` take the same
 /// keys except `name` and `profile`.
@@ -57,6 +57,8 @@ pub const APP_KEYS: &[&str] = &[
     "cron_restart",
     "cron_tz",
     "cron_overlap",
+    "ready",
+    "health",
     "profile",
 ];
 
@@ -302,8 +304,8 @@ mod tests {
             ("cron_restart", Some("cron_restart")),
             ("cron_tx", Some("cron_tz")),
             ("cron_overlpa", Some("cron_overlap")),
-            ("ready", None),
-            ("health", None),
+            ("redy", Some("ready")),
+            ("helth", Some("health")),
         ];
         for (word, want) in cases {
             assert_eq!(suggest(word, APP_KEYS), *want, "{word}");

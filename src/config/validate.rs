@@ -30,6 +30,9 @@ use super::{CronOverlap, CronSettings};
 use super::{LogFormat, LogJson, LogRotate, LogSettings, LogTarget, MemoryAction, MemorySettings};
 use crate::schedule::{self, CRON_EXPECTED, TZ_EXPECTED};
 
+mod probe;
+pub use probe::{HEALTH_KEYS, READY_KEYS};
+
 /// `shutdown_timeout` when the file sets none.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// `restart_delay` when the file sets none.
@@ -227,6 +230,8 @@ struct Layer {
     cron_restart: Option<Written<String>>,
     cron_tz: Option<Written<String>>,
     cron_overlap: Option<Written<CronOverlap>>,
+    ready: Option<Written<super::ReadySettings>>,
+    health: Option<Written<super::HealthSettings>>,
 }
 
 /// A key that was written: `value` is `None` when it was invalid (already reported), so
@@ -286,7 +291,9 @@ impl Layer {
             max_unavailable,
             cron_restart,
             cron_tz,
-            cron_overlap
+            cron_overlap,
+            ready,
+            health
         );
         self.env
             .extend(top.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -333,6 +340,7 @@ impl Walker<'_> {
                 self.dir.join("logs")
             },
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            http: None,
         };
         let Some(value) = value else { return s };
         let DeValue::Table(table) = value.get_ref() else {
@@ -373,6 +381,7 @@ impl Walker<'_> {
                         s.shutdown_timeout = d;
                     }
                 }
+                "http" => s.http = self.http_listen(v, &key),
                 _ => self.sink.unknown_key(k, &key, SUPERVISOR_KEYS),
             }
         }
@@ -496,7 +505,7 @@ impl Walker<'_> {
             let key = format!("{prefix}.{field}");
             match field {
                 "name" | "profile" => self.misplaced(k, &key, section),
-                "cmd" => l.cmd = Some(self.cmd(v, &key)),
+                "cmd" => l.cmd = Some(self.cmd(v, &key, field)),
                 "cwd" => {
                     l.cwd = self.path(v, &key, field).map(|path| Cwd {
                         path,
@@ -608,6 +617,16 @@ impl Walker<'_> {
                             }),
                     })
                 }
+                "ready" => {
+                    l.ready = Some(Written {
+                        value: self.ready(v, &key),
+                    })
+                }
+                "health" => {
+                    l.health = Some(Written {
+                        value: self.health(v, &key),
+                    })
+                }
                 _ => {
                     if section == Section::App {
                         self.sink.unknown_key(k, &key, APP_KEYS);
@@ -671,7 +690,7 @@ impl Walker<'_> {
         false
     }
 
-    fn cmd(&mut self, value: &Value<'_>, key: &str) -> Option<Vec<String>> {
+    fn cmd(&mut self, value: &Value<'_>, key: &str, field: &str) -> Option<Vec<String>> {
         const EXPECTED: &str = "an array of strings, or a string";
         let (words, spans): (Vec<String>, Vec<Range<usize>>) = match value.get_ref() {
             DeValue::String(s) => match units::split_cmd(s) {
@@ -699,7 +718,7 @@ impl Walker<'_> {
                                 item.span(),
                                 Some(key),
                                 format!(
-                                    "invalid type for a `cmd` element: found {}",
+                                    "invalid type for a `{field}` element: found {}",
                                     type_name(other)
                                 ),
                                 Some("a string"),
@@ -714,20 +733,24 @@ impl Walker<'_> {
                 (words, spans)
             }
             _ => {
-                self.sink.wrong_type(value, key, "cmd", EXPECTED);
+                self.sink.wrong_type(value, key, field, EXPECTED);
                 return None;
             }
         };
         let Some(program) = words.first() else {
-            self.sink
-                .error(value.span(), Some(key), "`cmd` is empty", Some(EXPECTED));
+            self.sink.error(
+                value.span(),
+                Some(key),
+                format!("`{field}` is empty"),
+                Some(EXPECTED),
+            );
             return None;
         };
         if program.trim().is_empty() {
             self.sink.error(
                 spans[0].clone(),
                 Some(key),
-                "the program (first word of `cmd`) is empty",
+                format!("the program (first word of `{field}`) is empty"),
                 None,
             );
             return None;
@@ -736,7 +759,7 @@ impl Walker<'_> {
             self.sink.error(
                 spans[i].clone(),
                 Some(key),
-                "`cmd` contains a NUL byte, which no program can receive",
+                format!("`{field}` contains a NUL byte, which no program can receive"),
                 None,
             );
             return None;
@@ -1314,6 +1337,8 @@ impl Walker<'_> {
                     .unwrap_or(MemorySettings::DEFAULT_MAX_UNAVAILABLE),
             },
             cron,
+            ready: merged.ready.and_then(|w| w.value),
+            health: merged.health.and_then(|w| w.value),
         })
     }
 }
@@ -1371,6 +1396,7 @@ mod tests {
                 socket: None,
                 log_dir: PathBuf::from("/cfg/logs"),
                 shutdown_timeout: Duration::from_secs(30),
+                http: None,
             }
         );
         assert_eq!(
@@ -1394,6 +1420,8 @@ mod tests {
                 log: LogSettings::default(),
                 memory: MemorySettings::default(),
                 cron: None,
+                ready: None,
+                health: None,
             }]
         );
     }
@@ -1501,15 +1529,15 @@ group = "nogroup"
                  `group`, `log_format`, `log_json`, `log_max_line`, `log_split`, `log_file`, \
                  `log_max_size`, `log_rotate`, `log_retain`, `log_compress`, `log_target`, \
                  `max_memory`, `memory_interval`, `memory_samples`, `memory_action`, \
-                 `max_unavailable`, `cron_restart`, `cron_tz`, `cron_overlap`, `profile`)",
+                 `max_unavailable`, `cron_restart`, `cron_tz`, `cron_overlap`, `ready`, `health`, `profile`)",
             ),
             (
                 "[supervisor]\nsocked = \"/tmp/s\"\n",
                 "2:1: unknown field `socked`, did you mean `socket`?",
             ),
             (
-                "[supervisor]\nhttp = \"127.0.0.1:9615\"\n",
-                "2:1: unknown field `http` (expected one of `socket`, `log_dir`, `shutdown_timeout`)",
+                "[supervisor]\nhtp = \"127.0.0.1:9615\"\n",
+                "2:1: unknown field `htp`, did you mean `http`?",
             ),
             ("[default]\n", "1:2: unknown field `default`, did you mean `defaults`?"),
             (
@@ -1932,7 +1960,7 @@ user = ""
             [
                 "3:20: invalid `shutdown_timeout`: duration `30` has no unit; add one, e.g. \
                  \"30s\" or \"30ms\" (expected a duration like \"500ms\", \"5s\", \"2m\")",
-                "4:1: unknown field `bogus` (expected one of `socket`, `log_dir`, `shutdown_timeout`)",
+                "4:1: unknown field `bogus` (expected one of `socket`, `log_dir`, `shutdown_timeout`, `http`)",
                 "7:16: invalid `kill_timeout`: invalid duration `5x`: unknown unit `x` \
                  (units: ms, s, m, h, d) (expected a duration like \"500ms\", \"5s\", \"2m\")",
                 "11:7: `cmd` is empty (expected an array of strings, or a string)",
@@ -2081,7 +2109,7 @@ cmd = "worker"
         assert_eq!(summary(&config), "ok: 1 app, 1 instance");
     }
 
-    /// A copy of `/work/shared/contract/foundation.toml`, the sample using every key.
+    /// A copy of the contract sample `foundation.toml`, which uses every foundation key.
     const FOUNDATION: &str = r#"# Every key of the foundation (DESIGN §3, §6).
 [supervisor]
 socket = "/tmp/sup-contract/supd.sock"
@@ -2136,6 +2164,7 @@ group = "nogroup"
                 socket: Some(PathBuf::from("/tmp/sup-contract/supd.sock")),
                 log_dir: PathBuf::from("/tmp/sup-contract/logs"),
                 shutdown_timeout: Duration::from_secs(30),
+                http: None,
             }
         );
         let [backend, studio, jobs] = &config.apps[..] else {
@@ -2324,7 +2353,7 @@ log_max_size = 2048
         );
     }
 
-    /// A copy of `/work/shared/contract/logs.toml`, the sample using every log key.
+    /// A copy of the contract sample `logs.toml`, which uses every log key.
     const LOGS_CONTRACT: &str = r#"# Every key of the logs capability (issue "Structured, rotated, lossless logs").
 [supervisor]
 socket = "/tmp/sup-contract/supd.sock"
@@ -2416,28 +2445,132 @@ log_target = "stdout"
                 .unwrap_or_default();
             assert!(!shown.contains("unknown field"), "{key}: {shown}");
         }
-        // The watch keys that are not built are still refused, not silently ignored.
-        for (key, value) in [
-            ("ready", "{ tcp = \"127.0.0.1:1\" }"),
-            ("health", "{ tcp = \"127.0.0.1:1\" }"),
-        ] {
-            for text in [
-                format!("[[app]]\nname = \"a\"\ncmd = \"x\"\n{key} = {value}\n"),
-                format!("[defaults]\n{key} = {value}\n"),
-                format!("[[app]]\nname = \"a\"\ncmd = \"x\"\n[app.profile.p]\n{key} = {value}\n"),
-            ] {
-                let shown = check(&text)
-                    .err()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default();
-                assert!(shown.contains(&format!("unknown field `{key}`")), "{shown}");
-            }
+    }
+
+    #[test]
+    fn probes_with_defaults_and_layers() {
+        use crate::config::probe::{Check, HealthSettings, ReadySettings};
+        let config = check(
+            "[supervisor]\nhttp = \"127.0.0.1:9615\"\n\
+             [defaults]\nhealth = { tcp = \"127.0.0.1:80\" }\n\
+             [[app]]\nname = \"a\"\ncmd = \"x\"\nready = { notify = true }\n\
+             [[app]]\nname = \"b\"\ncmd = \"x\"\n\
+             ready = { exec = \"test -S /tmp/s\", timeout = \"5s\", interval = \"100ms\" }\n\
+             health = { http = \"http://h:3000/up\", interval = \"5s\", timeout = \"2s\", failures = 2 }\n\
+             [app.profile.p]\nready = { log = \"listening on \\\\d+\" }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.supervisor.http,
+            Some("127.0.0.1:9615".parse().unwrap())
+        );
+        let [a, b] = &config.apps[..] else { panic!() };
+        assert_eq!(
+            a.ready,
+            Some(ReadySettings {
+                check: Check::Notify,
+                timeout: ReadySettings::DEFAULT_TIMEOUT,
+                interval: ReadySettings::DEFAULT_INTERVAL,
+            })
+        );
+        assert_eq!(
+            a.health,
+            Some(HealthSettings {
+                check: Check::Tcp("127.0.0.1:80".into()),
+                interval: HealthSettings::DEFAULT_INTERVAL,
+                timeout: HealthSettings::DEFAULT_TIMEOUT,
+                failures: HealthSettings::DEFAULT_FAILURES,
+            })
+        );
+        let ready = b.ready.as_ref().unwrap();
+        assert_eq!(
+            ready.check,
+            Check::Exec(vec!["test".into(), "-S".into(), "/tmp/s".into()])
+        );
+        assert_eq!(
+            (ready.timeout, ready.interval),
+            (Duration::from_secs(5), Duration::from_millis(100))
+        );
+        let health = b.health.as_ref().unwrap();
+        assert_eq!(health.check.kind(), "http");
+        assert_eq!(health.failures, 2);
+        let profiled = check_with(
+            "[[app]]\nname = \"b\"\ncmd = \"x\"\nready = { notify = true }\n\
+             [app.profile.p]\nready = { log = \"listening on \\\\d+\" }\n",
+            Some("p"),
+        )
+        .unwrap();
+        assert_eq!(
+            profiled.apps[0].ready.as_ref().map(|r| r.check.clone()),
+            Some(Check::Log("listening on \\d+".into()))
+        );
+    }
+
+    #[test]
+    fn probe_errors() {
+        let cases = [
+            ("ready = { }", "4:9: `ready` names no check"),
+            (
+                "ready = \"http://x\"",
+                "4:9: invalid type for `ready`: found a string",
+            ),
+            (
+                "ready = { notify = true, tcp = \"x:1\" }",
+                "4:26: `ready` has both `notify` and `tcp`",
+            ),
+            (
+                "ready = { notify = false }",
+                "4:20: `notify = false` selects no check",
+            ),
+            (
+                "ready = { tcp = \"x:1\", timout = \"1s\" }",
+                "4:24: unknown field `timout`, did you mean `timeout`?",
+            ),
+            (
+                "ready = { http = \"https://x/\" }",
+                "4:18: invalid `http`: `https://x/`: https is not supported",
+            ),
+            (
+                "ready = { log = \"(\" }",
+                "4:17: invalid `log`: invalid regular expression: unclosed group",
+            ),
+            ("ready = { exec = [] }", "4:18: `exec` is empty"),
+            (
+                "ready = { tcp = \"x:1\", interval = \"1ms\" }",
+                "4:35: `interval` must be at least 10ms",
+            ),
+            (
+                "health = { log = \"x\" }",
+                "4:12: `log` cannot be a `health` check",
+            ),
+            (
+                "health = { notify = true }",
+                "4:12: `notify` cannot be a `health` check",
+            ),
+            (
+                "health = { tcp = \"6379\" }",
+                "4:18: invalid `tcp`: `6379` has no port",
+            ),
+            (
+                "health = { tcp = \"x:1\", failures = 0 }",
+                "4:36: `failures` must be at least 1",
+            ),
+            (
+                "ready = { tcp = \"x:1\", failures = 2 }",
+                "4:24: unknown field `failures`",
+            ),
+        ];
+        for (line, want) in cases {
+            let text = format!("[[app]]\nname = \"a\"\ncmd = \"x\"\n{line}\n");
+            let got = errors(&text);
+            assert_eq!(got.len(), 1, "{line}: {got:?}");
+            assert!(got[0].starts_with(want), "{line}: {got:?}");
         }
-        let shown = check("[supervisor]\nhttp = \"127.0.0.1:9615\"\n")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(shown.contains("unknown field `http`"), "{shown}");
+        let got = errors("[supervisor]\nhttp = \"localhost\"\n");
+        assert!(
+            got[0].starts_with("2:8: invalid `http` address `localhost`"),
+            "{got:?}"
+        );
     }
 
     #[test]
@@ -2540,9 +2673,13 @@ memory_samples = 1
         );
     }
 
-    /// The memory keys of `/work/shared/contract/watch.toml` (the other watch keys, not
-    /// built, are left out: they are refused).
-    const WATCH_MEMORY: &str = r#"
+    /// A copy of the contract sample `watch.toml`, which uses every watch key.
+    const WATCH: &str = r#"# Every key of the watch capability (issue "Watch what runs").
+[supervisor]
+socket = "/tmp/sup-contract/supd.sock"
+log_dir = "/tmp/sup-contract/logs"
+http = "127.0.0.1:9615"
+
 [[app]]
 name = "backend"
 cmd = ["node", "server.js"]
@@ -2552,19 +2689,52 @@ memory_interval = "1s"
 memory_samples = 2
 memory_action = "restart"
 max_unavailable = 1
+cron_restart = "0 3 * * *"
+cron_tz = "Europe/Berlin"
+ready = { http = "http://127.0.0.1:3000/health", timeout = "10s", interval = "200ms" }
+health = { http = "http://127.0.0.1:3000/health", interval = "5s", timeout = "2s", failures = 3 }
 
 [[app]]
 name = "studio"
 cmd = ["python3", "app.py"]
 max_memory = "1G"
 memory_action = "stop"
+cron_restart = "*/30 * * * * *"
+ready = { notify = true, timeout = "30s" }
+health = { tcp = "127.0.0.1:8000", interval = "10s", timeout = "1s", failures = 2 }
+
+[[app]]
+name = "jobs"
+cmd = ["python3", "worker.py"]
+restart = "never"
+cron_restart = "@hourly"
+cron_overlap = "skip"
+ready = { exec = ["test", "-S", "/tmp/jobs.sock"], timeout = "5s", interval = "100ms" }
+health = { exec = ["python3", "-c", "pass"], interval = "30s", timeout = "5s", failures = 3 }
+
+[[app]]
+name = "tcpapp"
+cmd = ["redis-server"]
+cron_overlap = "restart"
+ready = { tcp = "127.0.0.1:6379", timeout = "5s" }
+
+[[app]]
+name = "logready"
+cmd = ["python3", "app.py"]
+ready = { log = "listening on", timeout = "5s" }
 "#;
 
     #[test]
-    fn the_watch_contract_memory_keys_validate() {
-        let config = check(WATCH_MEMORY).unwrap();
-        let [backend, studio] = &config.apps[..] else {
-            panic!("two apps expected")
+    fn the_watch_contract_file_validates() {
+        use crate::config::probe::Check;
+        let config = check(WATCH).unwrap();
+        assert_eq!(summary(&config), "ok: 5 apps, 8 instances");
+        assert_eq!(
+            config.supervisor.http,
+            Some("127.0.0.1:9615".parse().unwrap())
+        );
+        let [backend, studio, jobs, tcpapp, logready] = &config.apps[..] else {
+            panic!("five apps expected")
         };
         assert_eq!(
             backend.memory,
@@ -2575,7 +2745,32 @@ memory_action = "stop"
         );
         assert_eq!(studio.memory.max_memory, Some(1 << 30));
         assert_eq!(studio.memory.action, MemoryAction::Stop);
-        assert_eq!(studio.memory.interval, Duration::from_secs(1));
+        let ready = backend.ready.as_ref().unwrap();
+        assert_eq!(ready.check.kind(), "http");
+        assert_eq!(
+            (ready.timeout, ready.interval),
+            (Duration::from_secs(10), Duration::from_millis(200))
+        );
+        let health = backend.health.as_ref().unwrap();
+        assert_eq!(
+            (health.interval, health.timeout, health.failures),
+            (Duration::from_secs(5), Duration::from_secs(2), 3)
+        );
+        assert_eq!(
+            studio.ready.as_ref().map(|r| &r.check),
+            Some(&Check::Notify)
+        );
+        assert_eq!(
+            studio.health.as_ref().unwrap().check,
+            Check::Tcp("127.0.0.1:8000".into())
+        );
+        assert_eq!(jobs.ready.as_ref().unwrap().check.kind(), "exec");
+        assert_eq!(jobs.cron.as_ref().unwrap().overlap, CronOverlap::Skip);
+        assert_eq!(tcpapp.cron, None, "cron_overlap alone schedules nothing");
+        assert_eq!(
+            logready.ready.as_ref().unwrap().check,
+            Check::Log("listening on".into())
+        );
     }
 
     #[test]

@@ -203,7 +203,8 @@ pub struct InstanceStatus {
     pub pid: Option<i32>,
     /// One of DESIGN §5's states.
     pub state: StateName,
-    /// Whether the instance is ready (online and, later, passing its readiness check).
+    /// Whether the instance is ready: online, its `ready` check passed (if it has one), and
+    /// it has not said `STOPPING=1`.
     pub ready: bool,
     /// Restarts since supd started.
     pub restarts: u32,
@@ -224,6 +225,15 @@ pub struct InstanceStatus {
     /// In `backoff` or `errored`: time until the next attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_start_ms: Option<u64>,
+    /// The last `STATUS=` the instance sent over sd_notify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_text: Option<String>,
+    /// CPU time of the process tree so far, in seconds (when measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<f64>,
+    /// Restarts since supd started, by reason.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub restarts_by_reason: std::collections::BTreeMap<Reason, u32>,
 }
 
 /// Instance states (DESIGN §5).
@@ -247,7 +257,7 @@ pub enum StateName {
 }
 
 /// Why an instance restarted (DESIGN §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// It exited or was killed on its own (or could not be spawned).
@@ -719,6 +729,9 @@ mod tests {
                         exit_code: None,
                         last_exit: None,
                         next_start_ms: None,
+                        status_text: None,
+                        cpu_seconds: None,
+                        restarts_by_reason: Default::default(),
                     },
                     InstanceStatus {
                         index: 1,
@@ -733,6 +746,9 @@ mod tests {
                         exit_code: None,
                         last_exit: Some("exit 1".to_owned()),
                         next_start_ms: Some(1200),
+                        status_text: None,
+                        cpu_seconds: None,
+                        restarts_by_reason: Default::default(),
                     },
                 ],
                 log_dropped: 0,

@@ -248,6 +248,9 @@ mod tests {
             exit_code: None,
             last_exit: None,
             next_start_ms: None,
+            status_text: None,
+            cpu_seconds: None,
+            restarts_by_reason: Default::default(),
         }
     }
 
@@ -318,6 +321,9 @@ backend  0   57   online  3s      2         memory  1.5%  49.7M
                         last_reason: Some(Reason::Crash),
                         last_exit: Some("signal SIGKILL".to_owned()),
                         next_start_ms: Some(1_250),
+                        status_text: None,
+                        cpu_seconds: None,
+                        restarts_by_reason: Default::default(),
                         ..instance(1, StateName::Backoff)
                     },
                     InstanceStatus {
@@ -344,6 +350,9 @@ backend  0   57   online  3s      2         memory  1.5%  49.7M
                             "spawn failed: No such file or directory: ./worker".to_owned(),
                         ),
                         next_start_ms: Some(300_000),
+                        status_text: None,
+                        cpu_seconds: None,
+                        restarts_by_reason: Default::default(),
                         ..instance(1, StateName::Errored)
                     },
                 ],

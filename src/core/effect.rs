@@ -1,6 +1,6 @@
 //! Effects: orders the core gives; the runtime performs them and decides nothing.
 
-use super::event::{ReqId, Timer};
+use super::event::{ProbeKind, ReqId, Timer};
 use super::state::{Gen, Slot, Time};
 use crate::config::Signal;
 use crate::control::proto::{ErrorBody, Status, StreamName};
@@ -84,6 +84,16 @@ pub enum Effect {
         app: usize,
         /// Each slot, its generation and its leader's pid.
         targets: Vec<(Slot, Gen, i32)>,
+    },
+    /// Run the `kind` probe of the slot's app against generation `gen` (off the loop,
+    /// bounded by the probe's timeout) and report `ProbeDone`.
+    Probe {
+        /// The slot.
+        slot: Slot,
+        /// The generation probed.
+        gen: Gen,
+        /// Which probe.
+        kind: ProbeKind,
     },
     /// Fire `Timer::Cron` for this app at its schedule's next time (wall clock, which only
     /// the runtime reads).

@@ -54,6 +54,44 @@ pub enum Timer {
         /// Position of the app.
         app: usize,
     },
+    /// Time to run the `kind` probe of generation `gen` again.
+    Probe {
+        /// The slot.
+        slot: Slot,
+        /// The generation probed.
+        gen: Gen,
+        /// Which probe.
+        kind: ProbeKind,
+    },
+    /// The `ready.timeout` of generation `gen` passed: not ready by now is a failed start.
+    ReadyDeadline {
+        /// The slot.
+        slot: Slot,
+        /// The generation.
+        gen: Gen,
+    },
+}
+
+/// Which of an app's probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProbeKind {
+    /// `ready`: gates `starting` → `online`.
+    Ready,
+    /// `health`: restarts a ready instance that keeps failing it.
+    Health,
+}
+
+/// What an instance said on its sd_notify socket (one datagram, already parsed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notice {
+    /// `READY=1`.
+    pub ready: bool,
+    /// `STOPPING=1`.
+    pub stopping: bool,
+    /// `STATUS=...`.
+    pub status: Option<String>,
+    /// `MAINPID=...`.
+    pub main_pid: Option<i32>,
 }
 
 /// One instance's resource use, measured over its whole process tree.
@@ -125,6 +163,29 @@ pub enum Event {
         app: usize,
         /// One per instance that still existed.
         samples: Vec<Sample>,
+    },
+    /// A probe ordered by [`super::Effect::Probe`] finished (or, for `ready.log`, the
+    /// instance printed a matching line: a passed ready probe).
+    ProbeDone {
+        /// The slot.
+        slot: Slot,
+        /// The generation probed.
+        gen: Gen,
+        /// Which probe.
+        kind: ProbeKind,
+        /// It passed.
+        ok: bool,
+        /// What was seen, for the log line ("HTTP 503", "connection refused", ...).
+        detail: String,
+    },
+    /// A process of generation `gen` sent a datagram to the slot's sd_notify socket.
+    Notified {
+        /// The slot.
+        slot: Slot,
+        /// The generation the sender belongs to.
+        gen: Gen,
+        /// What it said.
+        notice: Notice,
     },
     /// SIGTERM or SIGINT; `force` for a second SIGINT (kill everything at once).
     ShutdownSignal {

@@ -8,6 +8,7 @@
 pub mod effect;
 pub mod event;
 pub mod policy;
+mod ready;
 pub mod state;
 pub mod view;
 
@@ -19,7 +20,7 @@ use std::time::Duration;
 use crate::config::Signal;
 use crate::control::proto::{ActionResult, Command, ErrorBody, ErrorKind, Reason};
 pub use effect::{Effect, Level, LogQuery};
-pub use event::{Event, ExitStatus, ReqId, Sample, Timer};
+pub use event::{Event, ExitStatus, Notice, ProbeKind, ReqId, Sample, Timer};
 use policy::{Decision, RunEnd};
 pub use state::{AfterStop, Gen, Goal, LastExit, Pending, Phase, Shutdown, Slot, State, Time};
 
@@ -48,6 +49,14 @@ pub fn handle(state: &mut State, event: Event, now: Time) -> Vec<Effect> {
         Event::Timer(timer) => cx.on_timer(timer),
         Event::Request { req, cmd } => cx.on_request(req, cmd),
         Event::Sampled { app, samples } => cx.on_sampled(app, &samples),
+        Event::ProbeDone {
+            slot,
+            gen,
+            kind,
+            ok,
+            detail,
+        } => cx.on_probe_done(slot, gen, kind, ok, detail),
+        Event::Notified { slot, gen, notice } => cx.on_notified(slot, gen, notice),
         Event::ShutdownSignal { force } => {
             cx.begin_shutdown();
             if force {
@@ -127,9 +136,12 @@ impl Cx<'_> {
         inst.phase = Phase::Spawning { gen };
         inst.usage = None;
         inst.over_limit = 0;
+        inst.probe_failures = 0;
+        inst.notice = Notice::default();
         if let Some(reason) = reason {
             inst.restarts += 1;
             inst.last_reason = Some(reason);
+            *inst.restarts_by.entry(reason).or_default() += 1;
         }
         self.fx.push(Effect::Spawn { slot, gen });
     }
@@ -138,13 +150,16 @@ impl Cx<'_> {
         let now = self.now;
         let inst = self.inst(slot);
         if inst.phase == (Phase::Spawning { gen }) {
-            inst.phase = Phase::Online {
+            let ready = self.state.apps[slot.app].config.ready.is_none();
+            self.inst(slot).phase = Phase::Online {
                 pid,
                 gen,
                 since: now,
+                ready,
             };
             let label = self.state.label(slot);
             self.log(Level::Info, format!("{label} started (pid {pid})"));
+            self.began(slot, gen);
         } else {
             // Stopped while the spawn was under way: this process is not wanted.
             self.fx.push(Effect::Signal {
@@ -181,7 +196,9 @@ impl Cx<'_> {
         let label = self.state.label(slot);
         let inst = self.inst(slot);
         match inst.phase {
-            Phase::Online { pid, gen: g, since } if g == gen => {
+            Phase::Online {
+                pid, gen: g, since, ..
+            } if g == gen => {
                 inst.last_exit = Some(LastExit::Status(status));
                 let uptime = now.saturating_sub(since);
                 if group_alive {
@@ -244,6 +261,7 @@ impl Cx<'_> {
         self.inst(slot).failures = failures;
         let what = match (end, &self.inst(slot).last_exit) {
             (RunEnd::SpawnFailed, _) => "failed to spawn".to_string(),
+            (RunEnd::NotReady, _) => format!("was not ready after {}", human(uptime)),
             (RunEnd::Exited(status), _) => {
                 format!("{} after {}", describe_status(status), human(uptime))
             }
@@ -323,6 +341,7 @@ impl Cx<'_> {
             AfterStop::Policy { status, uptime } => {
                 self.run_ended(slot, RunEnd::Exited(status), uptime)
             }
+            AfterStop::NotReady { uptime } => self.run_ended(slot, RunEnd::NotReady, uptime),
         }
     }
 
@@ -331,7 +350,9 @@ impl Cx<'_> {
     fn stop(&mut self, slot: Slot, then: AfterStop) {
         let inst = self.inst(slot);
         match inst.phase {
-            Phase::Online { pid, gen, since } => self.begin_stop(slot, pid, gen, since, true, then),
+            Phase::Online {
+                pid, gen, since, ..
+            } => self.begin_stop(slot, pid, gen, since, true, then),
             Phase::Stopping {
                 then: ref mut current,
                 ..
@@ -343,7 +364,9 @@ impl Cx<'_> {
             }
             Phase::Backoff { .. } | Phase::Stopped | Phase::Exited | Phase::Errored { .. } => {
                 match then {
-                    AfterStop::Stop | AfterStop::Policy { .. } => inst.phase = Phase::Stopped,
+                    AfterStop::Stop | AfterStop::Policy { .. } | AfterStop::NotReady { .. } => {
+                        inst.phase = Phase::Stopped
+                    }
                     AfterStop::Restart(reason) => {
                         inst.failures = 0;
                         self.spawn(slot, Some(reason));
@@ -437,7 +460,10 @@ impl Cx<'_> {
             .filter(|i| {
                 matches!(
                     i.phase,
-                    Phase::Spawning { .. } | Phase::Stopping { .. } | Phase::Backoff { .. }
+                    Phase::Spawning { .. }
+                        | Phase::Online { ready: false, .. }
+                        | Phase::Stopping { .. }
+                        | Phase::Backoff { .. }
                 )
             })
             .count() as u32;
@@ -598,6 +624,8 @@ impl Cx<'_> {
                 }
             }
             Timer::Cron { app } => self.on_cron(app),
+            Timer::Probe { slot, gen, kind } => self.on_probe_timer(slot, gen, kind),
+            Timer::ReadyDeadline { slot, gen } => self.on_ready_deadline(slot, gen),
             Timer::Sample { app } => {
                 if self.state.shutdown.is_some() {
                     return;
@@ -846,7 +874,9 @@ impl Cx<'_> {
                         inst.gen >= gen
                             && !matches!(
                                 inst.phase,
-                                Phase::Spawning { .. } | Phase::Stopping { .. }
+                                Phase::Spawning { .. }
+                                    | Phase::Online { ready: false, .. }
+                                    | Phase::Stopping { .. }
                             )
                     }
                 }

@@ -20,6 +20,8 @@ pub enum RunEnd {
     Exited(ExitStatus),
     /// It never ran: fork or exec failed.
     SpawnFailed,
+    /// It did not pass its `ready` check within `ready.timeout` and was stopped.
+    NotReady,
 }
 
 /// What the policy decided.
@@ -50,9 +52,11 @@ pub fn after_run(
 ) -> (u32, Decision) {
     let failed = match end {
         RunEnd::Exited(status) => !status.success(),
-        RunEnd::SpawnFailed => true,
+        RunEnd::SpawnFailed | RunEnd::NotReady => true,
     };
-    let failures = if uptime >= app.min_uptime && end != RunEnd::SpawnFailed {
+    // A start that never succeeded is a failure however long it took.
+    let started = matches!(end, RunEnd::Exited(_));
+    let failures = if uptime >= app.min_uptime && started {
         0
     } else {
         failures.saturating_add(1)
@@ -63,7 +67,7 @@ pub fn after_run(
         RestartMode::Never => false,
     };
     if !restart {
-        let decision = if end == RunEnd::SpawnFailed {
+        let decision = if !started {
             Decision::GiveUp { retry: None }
         } else {
             Decision::Finish

@@ -90,6 +90,12 @@ pub struct Instance {
     pub usage: Option<Usage>,
     /// Consecutive samples above `max_memory`.
     pub over_limit: u32,
+    /// Consecutive failed health probes of the current process.
+    pub probe_failures: u32,
+    /// What the current process last said (sd_notify): `STATUS=`, `MAINPID=`, `STOPPING=1`.
+    pub notice: super::event::Notice,
+    /// Restarts by reason, for metrics.
+    pub restarts_by: std::collections::BTreeMap<Reason, u32>,
 }
 
 /// What the last sample of an instance found.
@@ -119,6 +125,11 @@ pub enum AfterStop {
     Restart(Reason),
     /// Spawn again, not counted as a restart (a `start` arrived while stopping).
     Start,
+    /// It was stopped for not becoming ready in time: a failed start for the policy.
+    NotReady {
+        /// How long it had run.
+        uptime: Duration,
+    },
     /// The leader ended on its own; apply the restart policy to this run.
     Policy {
         /// How the leader ended.
@@ -137,7 +148,7 @@ pub enum Phase {
         /// The generation being spawned.
         gen: Gen,
     },
-    /// Running.
+    /// Running: `starting` until ready, then `online`.
     Online {
         /// The leader (and process group id).
         pid: i32,
@@ -145,6 +156,8 @@ pub enum Phase {
         gen: Gen,
         /// When it was spawned.
         since: Time,
+        /// Its `ready` check passed (always, for an app without one).
+        ready: bool,
     },
     /// Told to stop (or its leader died and the rest of its group is being cleaned up).
     Stopping {
@@ -283,6 +296,9 @@ impl Instance {
             last_exit: None,
             usage: None,
             over_limit: 0,
+            probe_failures: 0,
+            notice: Default::default(),
+            restarts_by: Default::default(),
         }
     }
 }

@@ -38,6 +38,7 @@ impl H {
                 socket: None,
                 log_dir: "/tmp".into(),
                 shutdown_timeout: Duration::from_secs(30),
+                http: None,
             },
             apps,
         };
@@ -1002,4 +1003,211 @@ fn health_counts_only_what_should_run() {
     let v = reply(&fx, req).expect("reply").expect("ok");
     assert_eq!(v["healthy"], false);
     assert_eq!(v["problems"][0], "web:0 is backoff (exited with code 2)");
+}
+
+fn probes(fx: &[Effect]) -> Vec<(Slot, crate::core::ProbeKind)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Probe { slot, kind, .. } => Some((*slot, *kind)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn probe_done(h: &mut H, s: Slot, kind: crate::core::ProbeKind, ok: bool) -> Vec<Effect> {
+    let gen = h.gen(s);
+    h.send(Event::ProbeDone {
+        slot: s,
+        gen,
+        kind,
+        ok,
+        detail: if ok { "HTTP 200" } else { "HTTP 503" }.into(),
+    })
+}
+
+const READY_HTTP: &str = "[[app]]\nname = \"web\"\ncmd = \"x\"\ninstances = 2\n\
+    ready = { http = \"http://127.0.0.1:3000/\", timeout = \"5s\", interval = \"100ms\" }\n\
+    health = { tcp = \"127.0.0.1:3000\", interval = \"1s\", failures = 2 }\n";
+
+#[test]
+fn a_ready_check_gates_online_and_then_health_probes_begin() {
+    use crate::core::ProbeKind::{Health, Ready};
+    let mut h = H::from_toml(READY_HTTP);
+    let s0 = S0;
+    let mut first = probes(&h.log);
+    first.sort();
+    assert_eq!(
+        first,
+        vec![(s0, Ready), (slot(0, 1), Ready)],
+        "probed at once"
+    );
+    let st = h.status_of(s0);
+    assert_eq!((st.state, st.ready), (StateName::Starting, false));
+    h.at(50);
+    let fx = probe_done(&mut h, s0, Ready, false);
+    assert!(timers(&fx).contains(&(
+        ms(150),
+        Timer::Probe {
+            slot: s0,
+            gen: 1,
+            kind: Ready
+        }
+    )));
+    h.at(150);
+    assert_eq!(
+        probes(&h.send(Event::Timer(Timer::Probe {
+            slot: s0,
+            gen: 1,
+            kind: Ready
+        }))),
+        vec![(s0, Ready)],
+        "tried again after the interval, never while one runs"
+    );
+    h.at(160);
+    let fx = probe_done(&mut h, s0, Ready, true);
+    let st = h.status_of(s0);
+    assert_eq!((st.state, st.ready), (StateName::Online, true));
+    assert!(timers(&fx).contains(&(
+        ms(1160),
+        Timer::Probe {
+            slot: s0,
+            gen: 1,
+            kind: Health
+        }
+    )));
+    // A late ready timer of the ready instance does nothing.
+    h.at(200);
+    let fx = h.send(Event::Timer(Timer::Probe {
+        slot: s0,
+        gen: 1,
+        kind: Ready,
+    }));
+    assert!(probes(&fx).is_empty());
+    // The ready deadline passes harmlessly for the ready one.
+    h.at(5000);
+    let fx = h.send(Event::Timer(Timer::ReadyDeadline { slot: s0, gen: 1 }));
+    assert!(signals(&fx).is_empty());
+}
+
+#[test]
+fn not_ready_in_time_is_a_failed_start() {
+    let mut h = H::from_toml(READY_HTTP);
+    h.at(5000);
+    let fx = h.send(Event::Timer(Timer::ReadyDeadline { slot: S0, gen: 1 }));
+    assert_eq!(signals(&fx), vec![15], "stopped");
+    assert!(h.log.iter().any(|e| matches!(e, Effect::Log { message, .. }
+        if message.contains("web:0 not ready within 5s (http check)"))));
+    h.at(5010);
+    h.exit(S0, ExitStatus::Signal(15));
+    let st = h.status_of(S0);
+    assert_eq!(st.state, StateName::Backoff, "then restarted like a crash");
+    assert_eq!(
+        h.state.apps[0].instances[0].failures, 1,
+        "counted although it ran 5s"
+    );
+}
+
+#[test]
+fn health_failures_in_a_row_restart_with_reason_probe() {
+    use crate::core::ProbeKind::{Health, Ready};
+    let mut h = H::from_toml(READY_HTTP);
+    probe_done(&mut h, S0, Ready, true);
+    h.at(1000);
+    let fx = h.send(Event::Timer(Timer::Probe {
+        slot: S0,
+        gen: 1,
+        kind: Health,
+    }));
+    assert_eq!(probes(&fx), vec![(S0, Health)]);
+    let fx = probe_done(&mut h, S0, Health, false);
+    assert!(signals(&fx).is_empty(), "1 of 2");
+    // A pass in between resets the count.
+    probe_done(&mut h, S0, Health, true);
+    probe_done(&mut h, S0, Health, false);
+    assert!(signals(&h.log).is_empty());
+    let fx = probe_done(&mut h, S0, Health, false);
+    assert_eq!(signals(&fx), vec![15], "2 in a row");
+    h.at(1010);
+    h.exit(S0, ExitStatus::Signal(15));
+    let st = h.status_of(S0);
+    assert_eq!(
+        (st.state, st.last_reason, st.restarts),
+        (StateName::Starting, Some(Reason::Probe), 1)
+    );
+    assert_eq!(st.restarts_by_reason.get(&Reason::Probe), Some(&1));
+    // Results about the old process are ignored.
+    let fx = h.send(Event::ProbeDone {
+        slot: S0,
+        gen: 1,
+        kind: Health,
+        ok: false,
+        detail: "late".into(),
+    });
+    assert!(signals(&fx).is_empty() && timers(&fx).is_empty());
+}
+
+#[test]
+fn a_rolling_restart_waits_for_readiness() {
+    use crate::core::ProbeKind::Ready;
+    let text = format!("{READY_HTTP}cron_restart = \"0 3 * * *\"\n");
+    let mut h = H::from_toml(&text);
+    probe_done(&mut h, S0, Ready, true);
+    probe_done(&mut h, slot(0, 1), Ready, true);
+    h.at(100);
+    let fx = h.send(Event::Timer(Timer::Cron { app: 0 }));
+    assert_eq!(signals(&fx).len(), 1);
+    h.at(110);
+    let fx = h.exit(S0, ExitStatus::Signal(15));
+    assert!(
+        signals(&fx).is_empty(),
+        "web:0 is back but not ready: web:1 waits"
+    );
+    let fx = probe_done(&mut h, S0, Ready, true);
+    assert_eq!(signals(&fx).len(), 1, "web:0 ready: now web:1");
+    assert_eq!(h.status_of(slot(0, 1)).state, StateName::Stopping);
+}
+
+#[test]
+fn notify_ready_status_and_stopping() {
+    let mut h = H::from_toml(
+        "[[app]]\nname = \"d\"\ncmd = \"x\"\nready = { notify = true, timeout = \"1s\" }\n",
+    );
+    assert!(probes(&h.log).is_empty(), "notify is not polled");
+    let notice = |ready, stopping, status: Option<&str>| crate::core::Notice {
+        ready,
+        stopping,
+        status: status.map(String::from),
+        main_pid: None,
+    };
+    h.send(Event::Notified {
+        slot: S0,
+        gen: 1,
+        notice: notice(false, false, Some("loading")),
+    });
+    let st = h.status_of(S0);
+    assert_eq!(
+        (st.state, st.status_text.as_deref()),
+        (StateName::Starting, Some("loading"))
+    );
+    // A message about another generation changes nothing.
+    h.send(Event::Notified {
+        slot: S0,
+        gen: 7,
+        notice: notice(true, false, None),
+    });
+    assert!(!h.status_of(S0).ready);
+    h.send(Event::Notified {
+        slot: S0,
+        gen: 1,
+        notice: notice(true, false, Some("serving")),
+    });
+    let st = h.status_of(S0);
+    assert_eq!((st.state, st.ready), (StateName::Online, true));
+    assert_eq!(st.status_text.as_deref(), Some("serving"));
+    h.send(Event::Notified {
+        slot: S0,
+        gen: 1,
+        notice: notice(false, true, None),
+    });
+    assert!(!h.status_of(S0).ready, "STOPPING=1: no longer ready");
 }

@@ -60,7 +60,15 @@ pub fn instance_status(state: &State, slot: Slot, now: Time) -> Option<InstanceS
     let inst = state.instance(slot)?;
     let (name, uptime, next) = match inst.phase {
         Phase::Spawning { .. } => (StateName::Starting, None, None),
-        Phase::Online { since, .. } => (StateName::Online, Some(now.saturating_sub(since)), None),
+        Phase::Online { since, ready, .. } => (
+            if ready {
+                StateName::Online
+            } else {
+                StateName::Starting
+            },
+            Some(now.saturating_sub(since)),
+            None,
+        ),
         Phase::Stopping { since, .. } => {
             (StateName::Stopping, Some(now.saturating_sub(since)), None)
         }
@@ -88,7 +96,8 @@ pub fn instance_status(state: &State, slot: Slot, now: Time) -> Option<InstanceS
         index: slot.index,
         pid: inst.phase.pid(),
         state: name,
-        ready: matches!(inst.phase, Phase::Online { .. }),
+        // STOPPING=1 (sd_notify): the app is on its way out and wants no more traffic.
+        ready: matches!(inst.phase, Phase::Online { ready: true, .. }) && !inst.notice.stopping,
         restarts: inst.restarts,
         last_reason: inst.last_reason,
         uptime_ms: uptime.map(|d| d.as_millis() as u64),
@@ -103,6 +112,9 @@ pub fn instance_status(state: &State, slot: Slot, now: Time) -> Option<InstanceS
         exit_code,
         last_exit,
         next_start_ms: next.map(|d| d.as_millis() as u64),
+        status_text: inst.notice.status.clone().filter(|_| inst.phase.is_live()),
+        cpu_seconds: None,
+        restarts_by_reason: inst.restarts_by.clone(),
     })
 }
 

@@ -337,6 +337,22 @@ impl Logs {
         let _ = self.tx.send(Msg::Reopen);
     }
 
+    /// Call `watch.matched` (on the writer thread) with the first line of process `pid`
+    /// that matches `watch.regex`: `ready = { log = "..." }`. The watch ends with a match
+    /// or when one of the process's pipes closes.
+    pub fn watch(&self, pid: i32, watch: LineWatch) {
+        let _ = self.tx.send(Msg::Watch { pid, watch });
+    }
+
+    /// Lines taken from `app`'s pipes since supd started (0 for an app the pipeline does
+    /// not know).
+    pub fn lines(&self, app: &str) -> u64 {
+        self.shared
+            .lines
+            .get(app)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
     /// `pm2 flush`: empties the current files of `app` (every app if `None`) and deletes
     /// their rotated files. Done by the writer thread between two writes, so no record is
     /// cut; records read before the call are flushed away too, a line the child has not
@@ -421,6 +437,47 @@ impl Logs {
 
 fn writer_gone() -> io::Error {
     io::Error::other("the log writer has stopped")
+}
+
+/// A readiness watch on a process's output lines (see [`Logs::watch`]).
+pub struct LineWatch {
+    /// What a line must match (lossy UTF-8 is not needed: bytes are matched).
+    pub regex: regex::bytes::Regex,
+    /// Called once, with the matching line.
+    pub matched: Box<dyn FnOnce(String) + Send>,
+}
+
+impl std::fmt::Debug for LineWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineWatch")
+            .field("regex", &self.regex.as_str())
+            .finish()
+    }
+}
+
+/// Take the watch of `pid` out for the lines of one chunk (cheap when none is set).
+fn watched(watches: &mut HashMap<i32, LineWatch>, pid: i32) -> Option<LineWatch> {
+    if watches.is_empty() {
+        None
+    } else {
+        watches.remove(&pid)
+    }
+}
+
+/// Fire the watch if `line` matches; it is then spent.
+fn check_watch(watch: &mut Option<LineWatch>, line: &[u8]) {
+    if watch.as_ref().is_some_and(|w| w.regex.is_match(line)) {
+        if let Some(w) = watch.take() {
+            (w.matched)(String::from_utf8_lossy(line).into_owned());
+        }
+    }
+}
+
+/// Put back a watch that did not fire.
+fn settle_watch(watches: &mut HashMap<i32, LineWatch>, pid: i32, watch: Option<LineWatch>) {
+    if let Some(w) = watch {
+        watches.insert(pid, w);
+    }
 }
 
 #[cfg(test)]

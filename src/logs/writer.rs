@@ -78,6 +78,8 @@ pub(crate) enum Msg {
         filter: Filter,
         tx: mpsc::Sender<Record>,
     },
+    /// Call `watch.matched` once a line of process `pid` matches `watch.regex`.
+    Watch { pid: i32, watch: super::LineWatch },
 }
 
 impl Msg {
@@ -94,6 +96,8 @@ impl Msg {
 pub(crate) struct Shared {
     /// Lines lost to write errors, per app of the configuration.
     pub dropped: HashMap<Box<str>, Arc<AtomicU64>>,
+    /// Lines (records) taken from the app's pipes, per app of the configuration.
+    pub lines: HashMap<Box<str>, Arc<AtomicU64>>,
     /// Lines of apps that have no log outputs (discarded by design, still counted).
     pub unknown: AtomicU64,
     /// Pipes whose read failed (the reader ended there).
@@ -371,6 +375,8 @@ struct AppOut {
     /// None, one file for both streams, or `[stdout's, stderr's]`.
     files: Vec<FileOut>,
     stdout: Option<Sink<SharedOut>>,
+    /// Records framed so far (shared with [`Shared::lines`]).
+    lines: Arc<AtomicU64>,
 }
 
 /// Per attached stream: where it goes and how its lines are cut and prefixed.
@@ -407,6 +413,8 @@ pub(crate) struct Writer {
     bufs: [Buf; 3],
     /// The batch's messages tagged with their app, reused across batches.
     grouped: Vec<(usize, Msg)>,
+    /// Readiness watches on the lines of a process, by pid (usually empty).
+    watches: HashMap<i32, super::LineWatch>,
 }
 
 impl Writer {
@@ -417,6 +425,7 @@ impl Writer {
         let mut apps = Vec::with_capacity(specs.len());
         let mut by_app = HashMap::with_capacity(specs.len());
         let mut dropped = HashMap::with_capacity(specs.len());
+        let mut line_counts = HashMap::with_capacity(specs.len());
         let mut archive = Archive::default();
         for spec in specs {
             let name: Arc<str> = Arc::from(spec.name.as_str());
@@ -459,6 +468,8 @@ impl Writer {
                 _ => None,
             };
             dropped.insert(Box::from(&*name), counter);
+            let lines = Arc::new(AtomicU64::new(0));
+            line_counts.insert(Box::from(&*name), Arc::clone(&lines));
             by_app.insert(Arc::clone(&name), apps.len());
             apps.push(AppOut {
                 name,
@@ -469,10 +480,12 @@ impl Writer {
                 compress: spec.compress,
                 files,
                 stdout,
+                lines,
             });
         }
         let shared = Arc::new(Shared {
             dropped,
+            lines: line_counts,
             ..Shared::default()
         });
         let writer = Writer {
@@ -484,6 +497,7 @@ impl Writer {
             followers: Followers::default(),
             bufs: Default::default(),
             grouped: Vec::with_capacity(BATCH_MSGS),
+            watches: HashMap::new(),
         };
         Ok((writer, shared))
     }
@@ -544,6 +558,10 @@ impl Writer {
                 Msg::Follow { filter, tx } => {
                     self.write_grouped();
                     self.followers.add(filter, tx);
+                    continue;
+                }
+                Msg::Watch { pid, watch } => {
+                    self.watches.insert(pid, watch);
                     continue;
                 }
             };
@@ -635,6 +653,7 @@ impl Writer {
             archive,
             followers,
             bufs,
+            watches,
             ..
         } = self;
         let Some(app) = apps.get_mut(app) else {
@@ -645,6 +664,7 @@ impl Writer {
             bufs,
             archive,
             followers,
+            records: 0,
         };
         out.begin();
         for (_, msg) in msgs {
@@ -653,17 +673,26 @@ impl Writer {
                     if let Some(st) = streams.get_mut(id) {
                         st.head.set_time(*ms);
                         let (head, meta) = (&st.head, &st.meta);
+                        let mut watch = super::watched(watches, meta.pid);
                         st.framer.push(bytes, |piece, mark| {
+                            super::check_watch(&mut watch, piece);
                             out.record(head, meta, *ms, mark, piece)
                         });
+                        super::settle_watch(watches, meta.pid, watch);
                     }
                 }
                 Msg::Eof { id, ms } => {
                     if let Some(mut st) = streams.remove(id) {
                         st.head.set_time(*ms);
                         let (head, meta) = (&st.head, &st.meta);
-                        st.framer
-                            .finish(|piece, mark| out.record(head, meta, *ms, mark, piece));
+                        let mut watch = super::watched(watches, meta.pid);
+                        st.framer.finish(|piece, mark| {
+                            super::check_watch(&mut watch, piece);
+                            out.record(head, meta, *ms, mark, piece)
+                        });
+                        // Its process is going away: nothing more can match.
+                        drop(watch);
+                        watches.remove(&meta.pid);
                     }
                 }
                 _ => {}
@@ -679,6 +708,8 @@ struct AppWrite<'a> {
     bufs: &'a mut [Buf; 3],
     archive: &'a mut Archive,
     followers: &'a mut Followers,
+    /// Records of this batch, added to the app's line count at the end.
+    records: u64,
 }
 
 impl AppWrite<'_> {
@@ -700,6 +731,7 @@ impl AppWrite<'_> {
     /// so), into the stdout buffer, and to the followers that want it.
     #[inline]
     fn record(&mut self, head: &LineHead, meta: &StreamMeta, ms: i64, mark: Mark, piece: &[u8]) {
+        self.records += 1;
         let app = &mut *self.app;
         let embedded;
         let file = match app.files.len() {
@@ -766,6 +798,7 @@ impl AppWrite<'_> {
     }
 
     fn end(&mut self) {
+        self.app.lines.fetch_add(self.records, Ordering::Relaxed);
         for (f, b) in self.app.files.iter_mut().zip(self.bufs.iter_mut()) {
             write_file(f, b, self.followers);
         }

@@ -12,8 +12,24 @@ impl Runtime {
     pub(super) fn perform(&mut self, effect: Effect) {
         match effect {
             Effect::Spawn { slot, gen } => {
+                let wants_notify = matches!(
+                    self.state.apps[slot.app]
+                        .config
+                        .ready
+                        .as_ref()
+                        .map(|r| &r.check),
+                    Some(crate::config::Check::Notify)
+                );
+                let notify = if wants_notify {
+                    self.notify_socket(slot)
+                } else {
+                    None
+                };
                 let app = &self.state.apps[slot.app].config;
-                let spec = SpawnSpec::new(app, slot.index, self.base_env.iter().cloned());
+                let mut spec = SpawnSpec::new(app, slot.index, self.base_env.iter().cloned());
+                if let Some(socket) = notify {
+                    spec.env.insert("NOTIFY_SOCKET".into(), socket);
+                }
                 let name: Arc<str> = Arc::from(app.name.as_str());
                 let event = match process::spawn(&spec) {
                     Ok(child) => {
@@ -40,6 +56,7 @@ impl Runtime {
                             },
                         );
                         self.groups.insert(pid, (slot, gen));
+                        self.watch_log(slot, gen, pid);
                         Event::Spawned { slot, gen, pid }
                     }
                     Err(e) => Event::SpawnFailed {
@@ -66,6 +83,7 @@ impl Runtime {
                     }
                 }
             }
+            Effect::Probe { slot, gen, kind } => self.probe(slot, gen, kind),
             Effect::SetTimer { at, timer } => self.timers.push(Reverse((at, timer))),
             Effect::Reply { req, outcome } => self.reply(req, outcome),
             Effect::ReplyStatus { req, mut status } => {

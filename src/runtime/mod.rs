@@ -9,6 +9,7 @@
 
 mod exec;
 mod logview;
+mod probe;
 mod sampler;
 
 use std::cmp::Reverse;
@@ -64,6 +65,20 @@ struct Responder {
     stream: Option<mpsc::Sender<serde_json::Value>>,
 }
 
+/// What the loop's helpers (probe tasks, notify sockets, log watches) report.
+enum Inner {
+    /// An event for the core, ready as is.
+    Event(Event),
+    /// A datagram on a slot's sd_notify socket, from `pid`.
+    Notify {
+        slot: Slot,
+        pid: Option<i32>,
+        message: crate::cluster::notify::Message,
+    },
+    /// The exec probe `pid` reached its timeout.
+    ProbeTimeout { pid: i32 },
+}
+
 /// A leader not yet reaped.
 struct Proc {
     slot: Slot,
@@ -95,6 +110,13 @@ struct Runtime {
     sampled: mpsc::UnboundedReceiver<Event>,
     /// The cron schedule of each app that has one, by app position.
     schedules: HashMap<usize, crate::schedule::Schedule>,
+    /// Reports of probe tasks, notify sockets and log watches.
+    inner: mpsc::UnboundedReceiver<Inner>,
+    inner_tx: mpsc::UnboundedSender<Inner>,
+    /// Exec probes not yet reaped, by pid.
+    probe_procs: HashMap<i32, probe::ProbeProc>,
+    /// The `NOTIFY_SOCKET` of each slot that has a socket.
+    notify: HashMap<Slot, String>,
     exit: Option<i32>,
 }
 
@@ -121,6 +143,7 @@ impl Runtime {
             }
         }
         let pid = std::process::id() as i32;
+        let (inner_tx, inner) = mpsc::unbounded_channel();
         tracing::info!(
             "supd {} (pid {pid}) managing {} apps from {}, control socket {}",
             env!("CARGO_PKG_VERSION"),
@@ -151,6 +174,10 @@ impl Runtime {
             sampler: sampler::Sampler::new(sampled_tx),
             sampled,
             schedules,
+            inner,
+            inner_tx,
+            probe_procs: HashMap::new(),
+            notify: HashMap::new(),
             exit: None,
         })
     }
@@ -205,6 +232,11 @@ impl Runtime {
                     tracing::warn!("SIGHUP: re-reading the config is not supported yet; nothing changed");
                 }
                 Some(event) = self.sampled.recv() => self.dispatch(event),
+                Some(inner) = self.inner.recv() => match inner {
+                    Inner::Event(event) => self.dispatch(event),
+                    Inner::Notify { slot, pid, message } => self.notified(slot, pid, message),
+                    Inner::ProbeTimeout { pid } => self.probe_timed_out(pid),
+                },
                 Some(request) = self.requests.recv() => {
                     let req = self.next_req;
                     self.next_req += 1;
@@ -256,6 +288,7 @@ impl Runtime {
         for (pid, status) in crate::process::reaper::reap_all() {
             match self.procs.remove(&pid) {
                 Some(proc) => leaders.push((pid, proc, status)),
+                None if self.probe_reaped(pid, status) => {}
                 None => {
                     tracing::debug!("reaped adopted orphan pid {pid} ({status:?})");
                 }
