@@ -39,6 +39,12 @@
 //! | `alloc MIB EVERY_MS [--child]` | grows by MIB MiB (touched) every EVERY_MS, printing      |
 //! |                           | `alloc ... total_mib=N`; `--child`: a forked child grows while |
 //! |                           | the parent sleeps (a worker the leader's RSS does not show)   |
+//! | `notify GATE`             | sends `STATUS=waiting` to `$NOTIFY_SOCKET`, `notify-waiting`; |
+//! |                           | once file GATE exists sends `READY=1` + `STATUS=serving`,     |
+//! |                           | `notify-ready`; sleeps forever                                |
+//! | `serve PORT GATE`         | once file GATE exists listens on 127.0.0.1:PORT, `listening`; |
+//! |                           | answers every HTTP request 200, or 503 while `GATE.sick`      |
+//! |                           | exists                                                        |
 //!
 //! A bad invocation prints a usage line on stderr and exits 2. The process is
 //! single-threaded on purpose: that is what makes `fork` without `exec` sound here.
@@ -62,7 +68,7 @@ const USAGE: &str = "usage: testkit sleep | crash [CODE] [AFTER_MS] | exit CODE 
                      | fork-tree N [--escape] | spam N [BYTES] | spam-lines N [BYTES] | print-env \
                      | print-fds | stderr LINE | term-exit CODE | orphan | zombies N | emit TEXT \
                      | long-line BYTES | both N \
-                     | alloc MIB EVERY_MS [--child]";
+                     | alloc MIB EVERY_MS [--child] | notify GATE | serve PORT GATE";
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -95,8 +101,71 @@ fn main() {
             arg(rest, 1, None),
             rest.iter().any(|a| a == "--child"),
         ),
+        "notify" => notify(rest.first().map_or("", String::as_str)),
+        "serve" => serve(arg(rest, 0, None), rest.get(1).map_or("", String::as_str)),
         other => usage(&format!("unknown mode {other:?}")),
     }
+}
+
+/// Waits until `path` exists (a test's go-ahead), checking every 10 ms.
+fn wait_for_file(path: &str) {
+    if path.is_empty() {
+        usage("a GATE file is needed");
+    }
+    while !Path::new(path).exists() {
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `notify GATE`: an sd_notify service that becomes ready when told to.
+fn notify(gate: &str) -> ! {
+    let Ok(socket) = env::var("NOTIFY_SOCKET") else {
+        usage("NOTIFY_SOCKET is not set")
+    };
+    let send = |text: &str| {
+        use std::os::linux::net::SocketAddrExt;
+        let sock = std::os::unix::net::UnixDatagram::unbound().expect("datagram socket");
+        let sent = match socket.strip_prefix('@') {
+            Some(name) => std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+                .and_then(|addr| sock.send_to_addr(text.as_bytes(), &addr)),
+            None => sock.send_to(text.as_bytes(), &socket),
+        };
+        if let Err(e) = sent {
+            usage(&format!("cannot send to {socket}: {e}"));
+        }
+    };
+    send("STATUS=waiting");
+    say("notify-waiting", "");
+    wait_for_file(gate);
+    send("READY=1\nSTATUS=serving");
+    say("notify-ready", "");
+    forever()
+}
+
+/// `serve PORT GATE`: a tiny HTTP server for readiness and health probes.
+fn serve(port: u16, gate: &str) -> ! {
+    wait_for_file(gate);
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| usage(&format!("cannot listen on port {port}: {e}")));
+    say("listening", &format!("port={port}"));
+    let sick = format!("{gate}.sick");
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        // A TCP probe connects and closes without a request; read what comes.
+        let mut buf = [0u8; 1024];
+        match stream.read(&mut buf) {
+            Ok(n) if n > 0 => {}
+            _ => continue,
+        }
+        let status = if Path::new(&sick).exists() {
+            "503 Service Unavailable"
+        } else {
+            "200 OK"
+        };
+        let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        let _ = stream.write_all(reply.as_bytes());
+    }
+    exit(0)
 }
 
 /// `sleep`: the well-behaved app; dies of the default action of any fatal signal.

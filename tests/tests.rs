@@ -8,5 +8,6 @@ mod control;
 mod lifecycle;
 mod logs;
 mod pid1;
+mod probes;
 mod repo;
 mod watch;

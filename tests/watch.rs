@@ -47,11 +47,10 @@ fn status_shows_memory_and_cpu_without_any_limit() {
     let sb = Sandbox::new();
     let d = sb.start(&sb.config(&kit_app("plain", &["alloc", "8", "60000"], "")));
     sb.wait_log("plain", "total_mib=8");
-    let row = d.instance("plain", 0);
-    let bytes = row["memory_bytes"]
-        .as_u64()
-        .expect("memory measured on demand");
-    assert!(bytes >= 8 << 20, "{row}");
+    // status may reuse a /proc read up to 500 ms old, taken before the allocation.
+    let row = d.wait_instance("plain", 0, "8 MiB measured on demand", |r| {
+        r["memory_bytes"].as_u64() >= Some(8 << 20)
+    });
     assert!(row["cpu_percent"].is_number(), "{row}");
     let text = String::from_utf8_lossy(&d.supctl(&["status"]).stdout).to_string();
     let line = text

@@ -189,6 +189,9 @@ pub struct AppStatus {
     /// Log lines lost to write errors (disk full...) since supd started.
     #[serde(default)]
     pub log_dropped: u64,
+    /// Log lines taken from its output since supd started.
+    #[serde(default)]
+    pub log_lines: u64,
     /// With `cron_restart`: when the schedule fires next (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cron: Option<String>,
@@ -272,6 +275,30 @@ pub enum Reason {
     Manual,
     /// A rolling reload or a config apply.
     Reload,
+}
+
+impl Reason {
+    /// Every reason, in the order of DESIGN §5.
+    pub const ALL: [Reason; 6] = [
+        Reason::Crash,
+        Reason::Memory,
+        Reason::Cron,
+        Reason::Probe,
+        Reason::Manual,
+        Reason::Reload,
+    ];
+
+    /// The wire name (`"memory"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Crash => "crash",
+            Reason::Memory => "memory",
+            Reason::Cron => "cron",
+            Reason::Probe => "probe",
+            Reason::Manual => "manual",
+            Reason::Reload => "reload",
+        }
+    }
 }
 
 /// `data` of `start`, `stop`, `restart`: the targeted instances once the order completed.
@@ -702,7 +729,7 @@ mod tests {
         r#""apps":[{"name":"backend","instances":[{"index":0,"pid":57,"state":"online","ready":true,"#,
         r#""restarts":2,"last_reason":"memory","uptime_ms":3000,"memory_bytes":52142080,"cpu_percent":1.5},"#,
         r#"{"index":1,"pid":null,"state":"backoff","ready":false,"restarts":3,"last_reason":"crash","#,
-        r#""uptime_ms":null,"memory_bytes":null,"cpu_percent":null,"last_exit":"exit 1","next_start_ms":1200}],"log_dropped":0}]}"#
+        r#""uptime_ms":null,"memory_bytes":null,"cpu_percent":null,"last_exit":"exit 1","next_start_ms":1200}],"log_dropped":0,"log_lines":0}]}"#
     );
 
     fn status_sample() -> Status {
@@ -752,6 +779,7 @@ mod tests {
                     },
                 ],
                 log_dropped: 0,
+                log_lines: 0,
                 next_cron: None,
             }],
         }
@@ -918,6 +946,16 @@ mod tests {
             assert_eq!((id, kind), (want_id, ErrorKind::BadRequest), "{input}");
             assert!(message.starts_with("bad arguments for \""), "{message}");
             assert!(message.contains(want_text), "{input}: {message}");
+        }
+    }
+
+    #[test]
+    fn reason_names_match_the_wire() {
+        for reason in Reason::ALL {
+            assert_eq!(
+                serde_json::to_value(reason).unwrap(),
+                serde_json::json!(reason.as_str())
+            );
         }
     }
 }

@@ -280,6 +280,7 @@ mod tests {
             name: name.to_owned(),
             instances,
             log_dropped: 0,
+            log_lines: 0,
             next_cron: None,
         }
     }

@@ -187,7 +187,7 @@ impl Cx<'_> {
             inst.notice.stopping = true;
         }
         if notice.ready && notify_gates {
-            self.mark_ready(slot, gen, "READY=1");
+            self.mark_ready(slot, gen, "notify check: READY=1");
         }
     }
 }

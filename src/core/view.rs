@@ -51,6 +51,7 @@ fn app_status(state: &State, app: usize, slots: &[Slot], now: Time) -> AppStatus
             .collect(),
         // Only the runtime knows; it fills this in before replying.
         log_dropped: 0,
+        log_lines: 0,
         next_cron: None,
     }
 }

@@ -90,6 +90,7 @@ impl Runtime {
                 let wall = std::time::SystemTime::now();
                 for app in &mut status.apps {
                     app.log_dropped = self.logs.dropped(&app.name);
+                    app.log_lines = self.logs.lines(&app.name);
                     let position = self
                         .state
                         .apps
@@ -178,7 +179,6 @@ impl Runtime {
             .apps
             .iter()
             .flat_map(|a| &a.instances)
-            .filter(|i| i.memory_bytes.is_none())
             .filter_map(|i| i.pid)
             .collect();
         let Some(responder) = self.replies.remove(&req) else {
@@ -201,6 +201,7 @@ impl Runtime {
                         continue;
                     };
                     row.memory_bytes = Some(u.rss_bytes);
+                    row.cpu_seconds = Some(u.cpu_ticks as f64 / ticks_per_s);
                     if row.cpu_percent.is_none() {
                         // No earlier sample to compare with: the average over its life.
                         let secs = row.uptime_ms.unwrap_or(0) as f64 / 1000.0;

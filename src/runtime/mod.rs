@@ -130,6 +130,13 @@ impl Runtime {
             )
         })?;
         let (tx, requests) = mpsc::channel(64);
+        if let Some(addr) = config.supervisor.http {
+            let http = std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("cannot listen on http {addr}: {e}"))?;
+            crate::http::serve(http, tx.clone())
+                .map_err(|e| format!("cannot serve http {addr}: {e}"))?;
+            tracing::info!("serving /metrics, /healthz and /readyz on http://{addr}");
+        }
         server::serve(listener, tx)
             .map_err(|e| format!("cannot serve {}: {e}", socket.display()))?;
         let (sampled_tx, sampled) = mpsc::unbounded_channel();
