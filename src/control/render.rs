@@ -42,6 +42,9 @@ pub fn status_table(status: &Status) -> String {
         }
         for instance in &app.instances {
             rows.push(instance_row(app, instance));
+            if let Some(text) = &instance.status_text {
+                notes.push(format!("{}:{} says: {text}\n", app.name, instance.index));
+            }
             if let Some(exit) = ended_how(instance) {
                 notes.push(format!(
                     "{}:{} last exit: {exit}\n",

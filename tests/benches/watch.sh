@@ -4,6 +4,8 @@
 #      (max_memory set, memory_interval = 1s), over 20 s;
 #   2. a cron rollout of 4 instances every 5 s, polled through `supctl --json status`
 #      as fast as it answers for 11 s: the fewest instances online at any poll.
+#   3. supd's CPU while 100 instances each have an HTTP health probe every second (one
+#      testkit HTTP server answers them all), over 20 s: 100 probes a second.
 # The memory-limit reaction time (crossing → restart) comes from the peer comparison
 # harness's `memlimit` scenario.
 #
@@ -71,3 +73,33 @@ print(f"cron_rollout instances=4 polls={polls} min_online={low} cron_restarts={r
 PY
 "$SUPCTL" --socket "$dir/c.sock" shutdown >/dev/null
 wait "$pid"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+touch "$dir/gate"
+"$KIT" serve "$port" "$dir/gate" >/dev/null &
+http_pid=$!
+cat >"$dir/probe.toml" <<TOML
+[supervisor]
+socket = "$dir/p.sock"
+log_dir = "$dir/logs"
+[[app]]
+name = "a"
+cmd = ["$KIT", "sleep"]
+instances = 100
+health = { http = "http://127.0.0.1:$port/", interval = "1s", timeout = "2s" }
+TOML
+until python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/')" 2>/dev/null; do sleep 0.05; done
+"$SUPD" -c "$dir/probe.toml" 2>"$dir/p.err" &
+pid=$!
+until "$SUPCTL" --socket "$dir/p.sock" status >/dev/null 2>&1; do sleep 0.05; done
+sleep 2
+t0=$(cpu_ticks "$pid")
+sleep 20
+t1=$(cpu_ticks "$pid")
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+failed=$(grep -c "health probe failed" "$dir/p.err" || true)
+"$SUPCTL" --socket "$dir/p.sock" shutdown >/dev/null
+wait "$pid"
+kill "$http_pid"
+awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v rss="$rss" -v failed="$failed" 'BEGIN {
+    printf "probe100 cpu_ms=%.0f window_s=20 cpu_percent_of_core=%.2f rss_mib=%.1f failed_probes=%d\n", d * 1000 / hz, d * 100 / hz / 20, rss / 1024, failed }'
