@@ -377,6 +377,7 @@ mod tests {
             last_exit: None,
             next_start_ms: None,
             status_text: None,
+            main_pid: None,
             cpu_seconds: pid.map(|_| 0.25),
             restarts_by_reason: [(Reason::Memory, 2), (Reason::Crash, 1)].into(),
         };

@@ -263,3 +263,33 @@ fn which(program: &str) -> Result<std::path::PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+#[test]
+fn a_notify_message_from_outside_the_instance_is_ignored() {
+    use std::os::linux::net::SocketAddrExt;
+    let sb = Sandbox::new();
+    let d = sb.start(&sb.config(&kit_app("svc", &["print-env"], "ready = { notify = true }")));
+    sb.wait_log("svc", "env-done");
+    let socket = sb
+        .read_log("svc")
+        .lines()
+        .find_map(|l| {
+            l.split_once("env NOTIFY_SOCKET=")
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .expect("NOTIFY_SOCKET in the child's environment");
+    let name = socket.strip_prefix('@').expect("an abstract socket");
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("name");
+    let sender = std::os::unix::net::UnixDatagram::unbound().expect("socket");
+    sender.send_to_addr(b"READY=1", &addr).expect("send");
+    d.wait_stderr(&format!(
+        "svc:0: ignored an sd_notify message from pid {} (not a process of this instance)",
+        std::process::id()
+    ));
+    let row = d.instance("svc", 0);
+    assert_eq!(
+        (row["state"].as_str(), row["ready"].as_bool()),
+        (Some("starting"), Some(false)),
+        "{row}"
+    );
+}

@@ -231,6 +231,10 @@ pub struct InstanceStatus {
     /// The last `STATUS=` the instance sent over sd_notify.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_text: Option<String>,
+    /// The last `MAINPID=` the instance sent over sd_notify (shown only; the instance is
+    /// still its leader's process group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main_pid: Option<i32>,
     /// CPU time of the process tree so far, in seconds (when measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_seconds: Option<f64>,
@@ -757,6 +761,7 @@ mod tests {
                         last_exit: None,
                         next_start_ms: None,
                         status_text: None,
+                        main_pid: None,
                         cpu_seconds: None,
                         restarts_by_reason: Default::default(),
                     },
@@ -774,6 +779,7 @@ mod tests {
                         last_exit: Some("exit 1".to_owned()),
                         next_start_ms: Some(1200),
                         status_text: None,
+                        main_pid: None,
                         cpu_seconds: None,
                         restarts_by_reason: Default::default(),
                     },

@@ -252,6 +252,7 @@ mod tests {
             last_exit: None,
             next_start_ms: None,
             status_text: None,
+            main_pid: None,
             cpu_seconds: None,
             restarts_by_reason: Default::default(),
         }
@@ -326,6 +327,7 @@ backend  0   57   online  3s      2         memory  1.5%  49.7M
                         last_exit: Some("signal SIGKILL".to_owned()),
                         next_start_ms: Some(1_250),
                         status_text: None,
+                        main_pid: None,
                         cpu_seconds: None,
                         restarts_by_reason: Default::default(),
                         ..instance(1, StateName::Backoff)
@@ -355,6 +357,7 @@ backend  0   57   online  3s      2         memory  1.5%  49.7M
                         ),
                         next_start_ms: Some(300_000),
                         status_text: None,
+                        main_pid: None,
                         cpu_seconds: None,
                         restarts_by_reason: Default::default(),
                         ..instance(1, StateName::Errored)

@@ -1207,6 +1207,20 @@ fn notify_ready_status_and_stopping() {
     h.send(Event::Notified {
         slot: S0,
         gen: 1,
+        notice: crate::core::Notice {
+            main_pid: Some(4242),
+            ..Default::default()
+        },
+    });
+    let st = h.status_of(S0);
+    assert_eq!(
+        (st.main_pid, st.status_text.as_deref()),
+        (Some(4242), Some("serving")),
+        "kept"
+    );
+    h.send(Event::Notified {
+        slot: S0,
+        gen: 1,
         notice: notice(false, true, None),
     });
     assert!(!h.status_of(S0).ready, "STOPPING=1: no longer ready");

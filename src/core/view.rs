@@ -114,6 +114,7 @@ pub fn instance_status(state: &State, slot: Slot, now: Time) -> Option<InstanceS
         last_exit,
         next_start_ms: next.map(|d| d.as_millis() as u64),
         status_text: inst.notice.status.clone().filter(|_| inst.phase.is_live()),
+        main_pid: inst.notice.main_pid.filter(|_| inst.phase.is_live()),
         cpu_seconds: None,
         restarts_by_reason: inst.restarts_by.clone(),
     })
