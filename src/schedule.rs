@@ -10,14 +10,16 @@
 //! earlier instant) when an autumn change repeats its time; an interval job skips times
 //! in the gap and runs in both halves of a repeated hour.
 //!
-//! Pure apart from reading the local zone (`TZ`, `/etc/localtime`) when there is no
-//! `cron_tz`, at each [`Schedule::next_after`].
+//! Pure apart from reading the tz database: the named `cron_tz` zone once (the system's
+//! `/usr/share/zoneinfo`, else the copy built into supd), and the local zone (`TZ`,
+//! `/etc/localtime`) at each [`Schedule::next_after`] when there is no `cron_tz`.
 
-use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, Local, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{
+    DateTime, Datelike, FixedOffset, Local, LocalResult, NaiveDate, NaiveDateTime, TimeZone,
+    Timelike, Utc,
+};
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 
@@ -37,7 +39,7 @@ pub const TZ_EXPECTED: &str = "an IANA time zone name like `Europe/Berlin` or `U
 pub struct Schedule {
     cron: Cron,
     /// `None`: the system's local zone, read at each [`Schedule::next_after`].
-    zone: Option<Tz>,
+    zone: Option<Zone>,
 }
 
 impl Schedule {
@@ -113,15 +115,119 @@ fn parse_expr(expr: &str) -> Result<Cron, String> {
 /// 2024-01-01T00:00:00Z, the start of a leap year.
 const LEAP_YEAR_START: i64 = 1_704_067_200;
 
-fn parse_tz(name: &str) -> Result<Tz, String> {
-    if let Ok(tz) = Tz::from_str(name) {
-        return Ok(tz);
+fn parse_tz(name: &str) -> Result<Zone, String> {
+    if let Ok(tz) = jiff::tz::TimeZone::get(name) {
+        return Ok(Zone(tz));
     }
-    let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()).collect();
+    let known: Vec<String> = jiff::tz::db()
+        .available()
+        .map(|n| n.as_str().to_string())
+        .collect();
+    let names: Vec<&str> = known.iter().map(String::as_str).collect();
     Err(match suggest(name, &names) {
         Some(near) => format!("unknown time zone `{name}`, did you mean `{near}`?"),
         None => format!("unknown time zone `{name}`"),
     })
+}
+
+/// A named zone of the tz database (the system's `/usr/share/zoneinfo`, else the copy
+/// built into supd, so a container image without tzdata still has every zone), as a
+/// `chrono` time zone for croner. Lookups are jiff's; this only translates.
+///
+/// Why not `chrono-tz`: it embeds the database as Rust tables full of pointers, which a
+/// position-independent supd must relocate (so touch, about 2 MiB) at every start.
+#[derive(Debug, Clone)]
+pub struct Zone(jiff::tz::TimeZone);
+
+/// A [`Zone`]'s offset at some instant (chrono needs the zone back from an offset).
+#[derive(Debug, Clone)]
+pub struct ZoneOffset {
+    zone: Zone,
+    fixed: FixedOffset,
+}
+
+impl chrono::Offset for ZoneOffset {
+    fn fix(&self) -> FixedOffset {
+        self.fixed
+    }
+}
+
+impl std::fmt::Display for ZoneOffset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.fixed.fmt(f)
+    }
+}
+
+impl Zone {
+    fn offset(&self, seconds: i32) -> ZoneOffset {
+        ZoneOffset {
+            zone: self.clone(),
+            // jiff offsets are within ±25:59:59, inside chrono's ±1 day.
+            fixed: FixedOffset::east_opt(seconds).unwrap_or(chrono::Offset::fix(&Utc)),
+        }
+    }
+}
+
+impl TimeZone for Zone {
+    type Offset = ZoneOffset;
+
+    fn from_offset(offset: &ZoneOffset) -> Zone {
+        offset.zone.clone()
+    }
+
+    fn offset_from_local_date(&self, local: &NaiveDate) -> LocalResult<ZoneOffset> {
+        match local.and_hms_opt(0, 0, 0) {
+            Some(midnight) => self.offset_from_local_datetime(&midnight),
+            None => LocalResult::None,
+        }
+    }
+
+    fn offset_from_local_datetime(&self, local: &NaiveDateTime) -> LocalResult<ZoneOffset> {
+        use jiff::tz::AmbiguousOffset;
+        let Some(civil) = to_civil(local) else {
+            return LocalResult::None;
+        };
+        match self.0.to_ambiguous_timestamp(civil).offset() {
+            AmbiguousOffset::Unambiguous { offset } => {
+                LocalResult::Single(self.offset(offset.seconds()))
+            }
+            AmbiguousOffset::Gap { .. } => LocalResult::None,
+            AmbiguousOffset::Fold { before, after } => {
+                LocalResult::Ambiguous(self.offset(before.seconds()), self.offset(after.seconds()))
+            }
+        }
+    }
+
+    fn offset_from_utc_date(&self, utc: &NaiveDate) -> ZoneOffset {
+        match utc.and_hms_opt(0, 0, 0) {
+            Some(midnight) => self.offset_from_utc_datetime(&midnight),
+            None => self.offset(0),
+        }
+    }
+
+    fn offset_from_utc_datetime(&self, utc: &NaiveDateTime) -> ZoneOffset {
+        let seconds = utc.and_utc().timestamp();
+        match jiff::Timestamp::from_second(seconds) {
+            Ok(t) => self.offset(self.0.to_offset(t).seconds()),
+            Err(_) => self.offset(0),
+        }
+    }
+}
+
+/// A chrono local time as a jiff civil time (`None` outside jiff's years -9999..=9999).
+fn to_civil(t: &NaiveDateTime) -> Option<jiff::civil::DateTime> {
+    let year = i16::try_from(t.year()).ok()?;
+    jiff::civil::DateTime::new(
+        year,
+        t.month() as i8,
+        t.day() as i8,
+        t.hour() as i8,
+        t.minute() as i8,
+        t.second() as i8,
+        // A leap second (nanosecond ≥ 1e9) has no civil counterpart: the second's start.
+        (t.nanosecond() % 1_000_000_000) as i32,
+    )
+    .ok()
 }
 
 /// `t` as Unix seconds, rounded down.
@@ -303,10 +409,8 @@ mod tests {
             check_tz("Europe/Berln").unwrap_err(),
             "unknown time zone `Europe/Berln`, did you mean `Europe/Berlin`?"
         );
-        assert_eq!(
-            check_tz("europe/berlin").unwrap_err(),
-            "unknown time zone `europe/berlin`, did you mean `Europe/Berlin`?"
-        );
+        // The tz database's names compare without case (as jiff looks them up).
+        assert!(check_tz("europe/berlin").is_ok());
         assert_eq!(
             check_tz("Mars/Olympus").unwrap_err(),
             "unknown time zone `Mars/Olympus`"

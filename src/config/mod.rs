@@ -91,6 +91,13 @@ pub struct App {
     pub health: Option<HealthSettings>,
 }
 
+impl App {
+    /// The check of `ready`, if the app has one.
+    pub fn ready_check(&self) -> Option<&Check> {
+        self.ready.as_ref().map(|r| &r.check)
+    }
+}
+
 /// The cron keys of an app: when it is restarted on a schedule.
 ///
 /// This is configuration only; the expression is already known to parse (see

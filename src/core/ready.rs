@@ -169,11 +169,7 @@ impl Cx<'_> {
             return;
         }
         let notify_gates = matches!(
-            self.state.apps[slot.app]
-                .config
-                .ready
-                .as_ref()
-                .map(|r| &r.check),
+            self.state.apps[slot.app].config.ready_check(),
             Some(crate::config::Check::Notify)
         );
         let inst = self.inst(slot);

@@ -13,11 +13,7 @@ impl Runtime {
         match effect {
             Effect::Spawn { slot, gen } => {
                 let wants_notify = matches!(
-                    self.state.apps[slot.app]
-                        .config
-                        .ready
-                        .as_ref()
-                        .map(|r| &r.check),
+                    self.state.apps[slot.app].config.ready_check(),
                     Some(crate::config::Check::Notify)
                 );
                 let notify = if wants_notify {

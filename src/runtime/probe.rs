@@ -212,12 +212,7 @@ impl Runtime {
     /// `ready = { log = ... }`: report a passed ready probe at the first matching line of
     /// the new process.
     pub(super) fn watch_log(&self, slot: Slot, gen: Gen, pid: i32) {
-        let Some(Check::Log(pattern)) = self.state.apps[slot.app]
-            .config
-            .ready
-            .as_ref()
-            .map(|r| &r.check)
-        else {
+        let Some(Check::Log(pattern)) = self.state.apps[slot.app].config.ready_check() else {
             return;
         };
         // Validated with the config; the bytes flavour takes the same syntax.
