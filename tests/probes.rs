@@ -293,3 +293,26 @@ fn a_notify_message_from_outside_the_instance_is_ignored() {
         "{row}"
     );
 }
+
+#[test]
+fn a_taken_http_port_stops_supd_before_anything_starts() {
+    let sb = Sandbox::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port();
+    let app = kit_app("a", &["sleep"], "");
+    let text = std::fs::read_to_string(sb.config(&app)).expect("config");
+    let text = text.replacen(
+        "[supervisor]\n",
+        &format!("[supervisor]\nhttp = \"127.0.0.1:{port}\"\n"),
+        1,
+    );
+    let config = sb.write("ecosystem.toml", &text);
+    let mut d = sb.spawn_supd(&["-c", config.to_str().expect("utf-8 path")]);
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(1));
+    let err = d.stderr_text();
+    assert!(
+        err.contains(&format!("cannot listen on http 127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(!err.contains("started (pid"), "nothing may start: {err}");
+}
