@@ -21,6 +21,24 @@ trap 'rm -rf "$dir"' EXIT
 
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
+# run_for_cpu NAME CONFIG SOCKET: start supd on CONFIG, let it settle 2 s, then print
+# "NAME cpu_ms=... cpu_percent_of_core=... rss_mib=..." over a 20 s window, and stop it.
+run_for_cpu() {
+    local name=$1 config=$2 socket=$3 pid t0 t1 rss
+    "$SUPD" -c "$config" 2>"$config.err" &
+    pid=$!
+    until "$SUPCTL" --socket "$socket" status >/dev/null 2>&1; do sleep 0.05; done
+    sleep 2
+    t0=$(cpu_ticks "$pid")
+    sleep 20
+    t1=$(cpu_ticks "$pid")
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+    "$SUPCTL" --socket "$socket" shutdown >/dev/null
+    wait "$pid"
+    awk -v name="$name" -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v rss="$rss" 'BEGIN {
+        printf "%s cpu_ms=%.0f window_s=20 cpu_percent_of_core=%.2f rss_mib=%.1f\n", name, d * 1000 / hz, d * 100 / hz / 20, rss / 1024 }'
+}
+
 cat >"$dir/sample.toml" <<TOML
 [supervisor]
 socket = "$dir/a.sock"
@@ -32,18 +50,7 @@ instances = 100
 max_memory = "1G"
 memory_interval = "1s"
 TOML
-"$SUPD" -c "$dir/sample.toml" 2>"$dir/a.err" &
-pid=$!
-until "$SUPCTL" --socket "$dir/a.sock" status >/dev/null 2>&1; do sleep 0.05; done
-sleep 2
-t0=$(cpu_ticks "$pid")
-sleep 20
-t1=$(cpu_ticks "$pid")
-rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
-"$SUPCTL" --socket "$dir/a.sock" shutdown >/dev/null
-wait "$pid"
-awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v rss="$rss" 'BEGIN {
-    printf "sample100 cpu_ms=%.0f window_s=20 cpu_percent_of_core=%.2f rss_mib=%.1f\n", d * 1000 / hz, d * 100 / hz / 20, rss / 1024 }'
+run_for_cpu sample100 "$dir/sample.toml" "$dir/a.sock"
 
 cat >"$dir/cron.toml" <<TOML
 [supervisor]
@@ -89,17 +96,6 @@ instances = 100
 health = { http = "http://127.0.0.1:$port/", interval = "1s", timeout = "2s" }
 TOML
 until python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/')" 2>/dev/null; do sleep 0.05; done
-"$SUPD" -c "$dir/probe.toml" 2>"$dir/p.err" &
-pid=$!
-until "$SUPCTL" --socket "$dir/p.sock" status >/dev/null 2>&1; do sleep 0.05; done
-sleep 2
-t0=$(cpu_ticks "$pid")
-sleep 20
-t1=$(cpu_ticks "$pid")
-rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
-failed=$(grep -c "health probe failed" "$dir/p.err" || true)
-"$SUPCTL" --socket "$dir/p.sock" shutdown >/dev/null
-wait "$pid"
+run_for_cpu probe100 "$dir/probe.toml" "$dir/p.sock"
+echo "probe100 failed_probes=$(grep -c "health probe failed" "$dir/probe.toml.err" || true)"
 kill "$http_pid"
-awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v rss="$rss" -v failed="$failed" 'BEGIN {
-    printf "probe100 cpu_ms=%.0f window_s=20 cpu_percent_of_core=%.2f rss_mib=%.1f failed_probes=%d\n", d * 1000 / hz, d * 100 / hz / 20, rss / 1024, failed }'
