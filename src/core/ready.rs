@@ -90,33 +90,36 @@ impl Cx<'_> {
         if self.state.shutdown.is_some() {
             return;
         }
-        let app = self.state.apps[slot.app].config.clone();
-        match kind {
-            ProbeKind::Ready if !ready => {
-                let Some(settings) = &app.ready else { return };
+        // Only what is needed, copied: this runs for every probe result.
+        let config = &self.state.apps[slot.app].config;
+        let polled = config
+            .ready
+            .as_ref()
+            .map(|r| (r.check.kind(), r.check.is_polled(), r.interval));
+        let threshold = config.health.as_ref().map(|h| h.failures);
+        match (kind, polled, threshold) {
+            (ProbeKind::Ready, Some((what, polled, interval)), _) if !ready => {
                 if ok {
-                    let how = format!("{} check: {detail}", settings.check.kind());
-                    self.mark_ready(slot, gen, &how);
-                } else if settings.check.is_polled() {
-                    let at = self.now + settings.interval;
+                    self.mark_ready(slot, gen, &format!("{what} check: {detail}"));
+                } else if polled {
+                    let at = self.now + interval;
                     self.timer(at, Timer::Probe { slot, gen, kind });
                 }
             }
-            ProbeKind::Health if ready => {
-                let Some(health) = &app.health else { return };
-                let label = self.state.label(slot);
+            (ProbeKind::Health, _, Some(threshold)) if ready => {
+                let before = self.inst(slot).probe_failures;
                 if ok {
-                    if self.inst(slot).probe_failures > 0 {
+                    self.inst(slot).probe_failures = 0;
+                    if before > 0 {
+                        let label = self.state.label(slot);
                         self.log(Level::Info, format!("{label} health probe passes again"));
                     }
-                    self.inst(slot).probe_failures = 0;
                     self.arm_health(slot, gen);
                     return;
                 }
-                let inst = self.inst(slot);
-                inst.probe_failures += 1;
-                let failed = inst.probe_failures;
-                if failed >= health.failures {
+                let failed = before + 1;
+                let label = self.state.label(slot);
+                if failed >= threshold {
                     self.log(
                         Level::Warn,
                         format!(
@@ -126,11 +129,11 @@ impl Cx<'_> {
                     self.inst(slot).probe_failures = 0;
                     self.stop(slot, AfterStop::Restart(Reason::Probe));
                 } else {
+                    self.inst(slot).probe_failures = failed;
                     self.log(
                         Level::Warn,
                         format!(
-                            "{label} health probe failed ({detail}); {failed} of {} in a row",
-                            health.failures
+                            "{label} health probe failed ({detail}); {failed} of {threshold} in a row"
                         ),
                     );
                     self.arm_health(slot, gen);
