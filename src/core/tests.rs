@@ -1224,4 +1224,10 @@ fn notify_ready_status_and_stopping() {
         notice: notice(false, true, None),
     });
     assert!(!h.status_of(S0).ready, "STOPPING=1: no longer ready");
+    let (req, fx) = h.request(Command::Health);
+    let v = reply(&fx, req).expect("reply").expect("ok");
+    assert_eq!(
+        v["problems"][0],
+        "d:0 is online but not ready (it said STOPPING=1)"
+    );
 }

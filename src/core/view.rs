@@ -174,10 +174,14 @@ pub fn health(state: &State, now: Time) -> Health {
         let fine = matches!(row.state, StateName::Stopped | StateName::Exited)
             || (row.state == StateName::Online && row.ready);
         if !fine {
-            let state_name = serde_json::to_value(row.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let state_name = match row.state {
+                // Ready once, then said STOPPING=1.
+                StateName::Online => "online but not ready (it said STOPPING=1)".to_string(),
+                other => serde_json::to_value(other)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+            };
             let why = row.last_exit.map(|e| format!(" ({e})")).unwrap_or_default();
             problems.push(format!("{} is {state_name}{why}", state.label(slot)));
         }
