@@ -316,3 +316,30 @@ fn a_taken_http_port_stops_supd_before_anything_starts() {
     );
     assert!(!err.contains("started (pid"), "nothing may start: {err}");
 }
+
+#[test]
+fn supd_tells_its_own_service_manager_ready_and_stopping() {
+    let sb = Sandbox::new();
+    let path = sb.dir.join("manager.sock");
+    let manager = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
+    manager
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let config = sb.config(&kit_app("a", &["sleep"], ""));
+    let mut d = sb.spawn_supd_env(
+        &["-c", config.to_str().expect("utf-8 path")],
+        &[("NOTIFY_SOCKET", path.to_str().expect("utf-8 path"))],
+    );
+    let mut buf = [0u8; 512];
+    let n = manager.recv(&mut buf).expect("READY=1 from supd");
+    let ready = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(ready.starts_with("READY=1\n"), "{ready}");
+    assert!(ready.contains(&format!("MAINPID={}", d.pid())), "{ready}");
+    // Ready means served: the control socket answers at once.
+    assert!(d.supctl(&["status"]).status.success());
+    sb.wait_log("a", "started");
+    assert!(d.supctl(&["shutdown"]).status.success());
+    let n = manager.recv(&mut buf).expect("STOPPING=1 from supd");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("STOPPING=1"));
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0));
+}

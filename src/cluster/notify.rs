@@ -105,6 +105,22 @@ pub fn parse(datagram: &[u8]) -> Message {
     m
 }
 
+/// Send `text` to the service manager that started supd (systemd with `Type=notify`):
+/// `socket` is its `NOTIFY_SOCKET`, a path or `@` and an abstract name.
+pub fn tell_manager(socket: &str, text: &str) -> io::Result<()> {
+    let sock = std::os::unix::net::UnixDatagram::unbound()?;
+    match socket.strip_prefix('@') {
+        Some(name) => {
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+            sock.send_to_addr(text.as_bytes(), &addr)?;
+        }
+        None => {
+            sock.send_to(text.as_bytes(), socket)?;
+        }
+    }
+    Ok(())
+}
+
 /// The session of `pid` (each instance leads its own), if the process still exists.
 pub fn session_of(pid: i32) -> Option<i32> {
     nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid)))

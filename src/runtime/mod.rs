@@ -117,6 +117,10 @@ struct Runtime {
     probe_procs: HashMap<i32, probe::ProbeProc>,
     /// The `NOTIFY_SOCKET` of each slot that has a socket.
     notify: HashMap<Slot, String>,
+    /// Random, per supd: part of every notify socket's name.
+    notify_tag: u64,
+    /// supd's own `NOTIFY_SOCKET` (systemd `Type=notify`), told READY=1 and STOPPING=1.
+    manager: Option<String>,
     exit: Option<i32>,
 }
 
@@ -185,6 +189,16 @@ impl Runtime {
             inner_tx,
             probe_procs: HashMap::new(),
             notify: HashMap::new(),
+            notify_tag: {
+                use std::hash::{BuildHasher, Hasher};
+                // std seeds RandomState from the OS's randomness.
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish()
+            },
+            manager: std::env::var("NOTIFY_SOCKET")
+                .ok()
+                .filter(|s| !s.is_empty()),
             exit: None,
         })
     }
@@ -210,6 +224,12 @@ impl Runtime {
         };
         let mut interrupts = 0;
         self.dispatch(Event::Boot);
+        // The control socket is served and every autostart app is spawned.
+        self.tell_manager(&format!(
+            "READY=1\nMAINPID={}\nSTATUS=managing {} apps",
+            self.state.info.pid,
+            self.state.apps.len()
+        ));
         while self.exit.is_none() {
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
             let sleep = async {
@@ -264,8 +284,18 @@ impl Runtime {
         code
     }
 
+    /// Tell supd's own service manager, if it runs under one that listens.
+    fn tell_manager(&self, text: &str) {
+        if let Some(socket) = &self.manager {
+            if let Err(e) = crate::cluster::notify::tell_manager(socket, text) {
+                tracing::warn!("cannot notify the service manager at {socket}: {e}");
+            }
+        }
+    }
+
     /// Handle one event, then every event its effects produce, in order.
     fn dispatch(&mut self, event: Event) {
+        let stopping = self.state.shutdown.is_some();
         self.feedback.push_back(event);
         while let Some(event) = self.feedback.pop_front() {
             let now = self.now();
@@ -273,6 +303,9 @@ impl Runtime {
             for effect in effects {
                 self.perform(effect);
             }
+        }
+        if !stopping && self.state.shutdown.is_some() {
+            self.tell_manager("STOPPING=1\nSTATUS=stopping every app");
         }
         self.check_draining();
     }

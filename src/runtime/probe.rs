@@ -142,14 +142,18 @@ impl Runtime {
             return Some(env.clone());
         }
         let app = &self.state.apps[slot.app].config;
-        // Abstract names are global to the network namespace: supd's pid keeps two supds
+        // Abstract names are global to the network namespace, which the containers of a
+        // pod share, each with a supd that may be pid 1: a random tag per supd keeps them
         // apart. A long app name falls back to its position (names are at most 107 bytes).
-        let who = if app.name.len() <= 64 {
+        let who = if app.name.len() <= 48 {
             app.name.clone()
         } else {
             format!("app{}", slot.app)
         };
-        let name = format!("sup/{}/{who}/{}", self.state.info.pid, slot.index);
+        let name = format!(
+            "sup/{}-{:016x}/{who}/{}",
+            self.state.info.pid, self.notify_tag, slot.index
+        );
         let socket = match notify::Socket::bind(&name) {
             Ok(s) => s,
             Err(e) => {

@@ -93,10 +93,16 @@ impl Sandbox {
 
     /// Spawn supd with `args` without waiting for anything.
     pub fn spawn_supd(&self, args: &[&str]) -> Daemon {
+        self.spawn_supd_env(args, &[])
+    }
+
+    /// [`Sandbox::spawn_supd`] with extra environment variables.
+    pub fn spawn_supd_env(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let stderr = fs::File::create(self.dir.join("supd.err")).expect("stderr file");
         let stdout = fs::File::create(self.dir.join("supd.out")).expect("stdout file");
         let child = Command::new(SUPD)
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(stdout)
