@@ -228,7 +228,7 @@ fn the_http_endpoint_serves_metrics_healthz_and_readyz() {
     let (code, _) = get(port, "/nope");
     assert_eq!(code, 404);
     d.assert_running();
-    if let Ok(promtool) = which("promtool") {
+    if let Some(promtool) = which("promtool") {
         let mut child = std::process::Command::new(promtool)
             .args(["check", "metrics"])
             .stdin(std::process::Stdio::piped())
@@ -252,16 +252,6 @@ fn the_http_endpoint_serves_metrics_healthz_and_readyz() {
     } else {
         eprintln!("promtool not installed: the metrics text was checked by the parser test only");
     }
-}
-
-/// The path of `program` on `PATH`.
-fn which(program: &str) -> Result<std::path::PathBuf, ()> {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-        .ok_or(())
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod config;
 mod control;
 mod lifecycle;
 mod logs;
+mod packaging;
 mod pid1;
 mod probes;
 mod repo;

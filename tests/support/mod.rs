@@ -309,3 +309,12 @@ pub fn kit_app(name: &str, args: &[&str], extra: &str) -> String {
 pub fn toml_str(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
+
+/// The path of `program` on `PATH`, if it is installed.
+pub fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
