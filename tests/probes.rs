@@ -6,6 +6,8 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::support::*;
 
 /// A port nothing listens on right now.
@@ -332,4 +334,47 @@ fn supd_tells_its_own_service_manager_ready_and_stopping() {
     let n = manager.recv(&mut buf).expect("STOPPING=1 from supd");
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("STOPPING=1"));
     assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn reload_replaces_every_instance_and_returns_when_all_are_ready() {
+    let sb = Sandbox::new();
+    let d = sb.start(&sb.config(&kit_app(
+        "web",
+        &["sleep"],
+        "instances = 2\nready = { log = \"started\" }",
+    )));
+    let before: Vec<Value> = (0..2)
+        .map(|i| d.wait_instance("web", i, "ready", |r| r["ready"] == true))
+        .collect();
+    let out = d.supctl(&["reload", "web"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("reloaded web:0 (pid "));
+    for (i, old) in before.iter().enumerate() {
+        let row = d.instance("web", i);
+        assert_eq!(
+            (row["state"].as_str(), row["ready"].as_bool()),
+            (Some("online"), Some(true)),
+            "{row}"
+        );
+        assert_eq!(row["last_reason"], "reload", "{row}");
+        assert_ne!(row["pid"], old["pid"], "replaced");
+    }
+    // One at a time: web:1's replacement started only once web:0's was ready.
+    d.wait_stderr("web:1 is ready after");
+    let log = d.stderr_text();
+    let second = |needle: &str| {
+        log.match_indices(needle)
+            .nth(1)
+            .map(|(at, _)| at)
+            .unwrap_or_else(|| panic!("`{needle}` twice in\n{log}"))
+    };
+    assert!(
+        second("web:0 is ready after") < second("web:1 started (pid"),
+        "{log}"
+    );
 }

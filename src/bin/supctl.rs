@@ -74,6 +74,12 @@ enum Verb {
         #[arg(value_name = "APP")]
         app: String,
     },
+    /// Replace the running instances of APP one at a time (`max_unavailable`), each
+    /// replacement ready before the next goes down: a restart without downtime
+    Reload {
+        #[arg(value_name = "APP")]
+        app: String,
+    },
     /// Stop every app and make supd exit, as SIGTERM does
     Shutdown,
     /// Show the last log lines of APP (default: every app), then follow with -f
@@ -115,6 +121,7 @@ impl Verb {
             Verb::Start { app } => Command::Start { app: app.clone() },
             Verb::Stop { app } => Command::Stop { app: app.clone() },
             Verb::Restart { app } => Command::Restart { app: app.clone() },
+            Verb::Reload { app } => Command::Reload { app: app.clone() },
             Verb::Shutdown => Command::Shutdown,
             Verb::Logs { reopen: true, .. } => Command::Reopen,
             Verb::Logs {
@@ -197,7 +204,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(status) => render::status_table(&status),
             Err(err) => return Ok(bad_data(cli, &path, err)),
         },
-        Verb::Start { .. } | Verb::Stop { .. } | Verb::Restart { .. } => {
+        Verb::Start { .. } | Verb::Stop { .. } | Verb::Restart { .. } | Verb::Reload { .. } => {
             match reply.data_as::<ActionResult>() {
                 Ok(result) => render::action_summary(verb, &result),
                 Err(err) => return Ok(bad_data(cli, &path, err)),

@@ -51,6 +51,12 @@ pub enum Command {
         /// `name`, `name:INDEX` or `all`.
         app: String,
     },
+    /// Replace the running instances of a target one `max_unavailable` batch at a time,
+    /// each replacement ready before the next goes down (reason `reload`).
+    Reload {
+        /// `name`, `name:INDEX` or `all`.
+        app: String,
+    },
     /// Stop everything and exit, as SIGTERM does.
     Shutdown,
     /// The last `lines` log records of a target, then (with `follow`) every new one as it
@@ -321,7 +327,7 @@ pub struct ActionResult {
 ///
 /// Keep in step with [`Command`] ([`Command::name`] is the exhaustive match that names them).
 pub const COMMANDS: &[&str] = &[
-    "status", "start", "stop", "restart", "shutdown", "logs", "flush", "reopen", "health",
+    "status", "start", "stop", "restart", "reload", "shutdown", "logs", "flush", "reopen", "health",
 ];
 
 /// A reply line that could not be understood.
@@ -346,6 +352,7 @@ impl Command {
             Command::Start { .. } => "start",
             Command::Stop { .. } => "stop",
             Command::Restart { .. } => "restart",
+            Command::Reload { .. } => "reload",
             Command::Shutdown => "shutdown",
             Command::Logs { .. } => "logs",
             Command::Flush { .. } => "flush",
@@ -563,6 +570,7 @@ fn takes_no_arguments(cmd: &Command) -> bool {
         | Command::Start { .. }
         | Command::Stop { .. }
         | Command::Restart { .. }
+        | Command::Reload { .. }
         | Command::Logs { .. }
         | Command::Flush { .. } => false,
     }
@@ -640,6 +648,7 @@ mod tests {
             Command::Start { app: "a".into() },
             Command::Stop { app: "a".into() },
             restart("a"),
+            Command::Reload { app: "a".into() },
             Command::Shutdown,
             Command::Logs {
                 app: None,
@@ -905,7 +914,7 @@ mod tests {
             (
                 11,
                 ErrorKind::UnknownCommand,
-                "unknown command \"frobnicate\"; this daemon knows: status, start, stop, restart, shutdown, logs, flush, reopen, health"
+                "unknown command \"frobnicate\"; this daemon knows: status, start, stop, restart, reload, shutdown, logs, flush, reopen, health"
                     .to_owned()
             )
         );

@@ -200,8 +200,8 @@ pub fn action_summary(verb: &str, result: &ActionResult) -> String {
 fn past_tense(verb: &str) -> String {
     match verb {
         "stop" => "stopped".to_owned(),
-        "start" | "restart" => format!("{verb}ed"),
-        "reload" | "scale" => format!("{verb}d"),
+        "start" | "restart" | "reload" => format!("{verb}ed"),
+        "scale" => "scaled".to_owned(),
         other => other.to_owned(),
     }
 }

@@ -502,8 +502,9 @@ impl Cx<'_> {
             }
             return;
         }
-        let online: std::collections::VecDeque<u32> = (0..count)
+        let online: std::collections::VecDeque<(u32, Reason)> = (0..count)
             .filter(|&index| matches!(self.inst(Slot { app, index }).phase, Phase::Online { .. }))
+            .map(|index| (index, Reason::Cron))
             .collect();
         self.log(
             Level::Info,
@@ -524,13 +525,13 @@ impl Cx<'_> {
         for app in 0..self.state.apps.len() {
             let mut budget = self.budget(app);
             while budget > 0 {
-                let Some(index) = self.state.apps[app].rollout.pop_front() else {
+                let Some((index, reason)) = self.state.apps[app].rollout.pop_front() else {
                     break;
                 };
                 let slot = Slot { app, index };
                 // One that crashed or was stopped meanwhile has no old process to replace.
                 if matches!(self.inst(slot).phase, Phase::Online { .. }) {
-                    self.stop(slot, AfterStop::Restart(Reason::Cron));
+                    self.stop(slot, AfterStop::Restart(reason));
                     budget -= 1;
                 }
             }
@@ -743,6 +744,39 @@ impl Cx<'_> {
                     outcome: Ok(serde_json::to_value(health).unwrap_or_default()),
                 });
             }
+            Command::Reload { app } => {
+                let slots = match view::resolve(self.state, app) {
+                    Ok(slots) if self.state.shutdown.is_none() => slots,
+                    Ok(_) => {
+                        self.fx.push(Effect::Reply {
+                            req,
+                            outcome: Err(shutting_down()),
+                        });
+                        return;
+                    }
+                    Err(error) => {
+                        self.fx.push(Effect::Reply {
+                            req,
+                            outcome: Err(error),
+                        });
+                        return;
+                    }
+                };
+                let mut goals = Vec::new();
+                for slot in slots {
+                    // Only running instances are replaced; `start` is for the others.
+                    let Phase::Online { gen, .. } = self.inst(slot).phase else {
+                        goals.push((slot, Goal::Replaced(self.inst(slot).gen)));
+                        continue;
+                    };
+                    let rollout = &mut self.state.apps[slot.app].rollout;
+                    if !rollout.iter().any(|(i, _)| *i == slot.index) {
+                        rollout.push_back((slot.index, Reason::Reload));
+                    }
+                    goals.push((slot, Goal::Replaced(gen)));
+                }
+                self.state.pending.push(Pending { req, cmd, goals });
+            }
             Command::Shutdown => {
                 self.begin_shutdown();
                 if let Some(shutdown) = self.state.shutdown.as_mut() {
@@ -870,13 +904,12 @@ impl Cx<'_> {
                 };
                 match goal {
                     Goal::Gone(gen) => inst.gen > gen || !inst.phase.is_live(),
-                    Goal::Reached(gen) => {
-                        inst.gen >= gen
-                            && !matches!(
+                    Goal::Reached(gen) => inst.gen >= gen && !in_transition(inst.phase),
+                    Goal::Replaced(gen) => {
+                        (inst.gen > gen && !in_transition(inst.phase))
+                            || matches!(
                                 inst.phase,
-                                Phase::Spawning { .. }
-                                    | Phase::Online { ready: false, .. }
-                                    | Phase::Stopping { .. }
+                                Phase::Stopped | Phase::Exited | Phase::Errored { .. }
                             )
                     }
                 }
@@ -921,6 +954,14 @@ impl Cx<'_> {
         }
         self.fx.push(Effect::Exit { code });
     }
+}
+
+/// Spawned but not ready yet, or stopping: a request waiting on the slot waits on.
+fn in_transition(phase: Phase) -> bool {
+    matches!(
+        phase,
+        Phase::Spawning { .. } | Phase::Online { ready: false, .. } | Phase::Stopping { .. }
+    )
 }
 
 fn shutting_down() -> ErrorBody {

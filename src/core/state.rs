@@ -67,8 +67,9 @@ pub struct App {
     pub config: AppConfig,
     /// One per instance index.
     pub instances: Vec<Instance>,
-    /// Instances waiting for their turn in a rolling cron restart, in order.
-    pub rollout: std::collections::VecDeque<u32>,
+    /// Instances waiting for their turn in a rolling restart (cron, reload), in order,
+    /// with the reason their replacement will carry.
+    pub rollout: std::collections::VecDeque<(u32, Reason)>,
 }
 
 /// One instance slot and its history.
@@ -231,6 +232,9 @@ pub enum Goal {
     /// A process of at least this generation was spawned (or failed to be) and is no longer
     /// in transition.
     Reached(Gen),
+    /// The process of this generation was replaced by a later one that is no longer in
+    /// transition, or there is nothing left to replace (stopped, exited, errored).
+    Replaced(Gen),
 }
 
 impl State {

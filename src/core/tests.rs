@@ -1231,3 +1231,53 @@ fn notify_ready_status_and_stopping() {
         "d:0 is online but not ready (it said STOPPING=1)"
     );
 }
+
+#[test]
+fn reload_rolls_one_ready_replacement_at_a_time_and_answers_at_the_end() {
+    use crate::core::ProbeKind::Ready;
+    let text = READY_HTTP.replace("instances = 2", "instances = 3");
+    let mut h = H::from_toml(&text);
+    for i in 0..3 {
+        probe_done(&mut h, slot(0, i), Ready, true);
+    }
+    h.at(100);
+    let (req, fx) = h.request(Command::Reload { app: "web".into() });
+    assert_eq!(signals(&fx).len(), 1, "max_unavailable = 1");
+    for index in 0..3u32 {
+        let s = slot(0, index);
+        assert_eq!(
+            h.status_of(s).state,
+            StateName::Stopping,
+            "web:{index} in order"
+        );
+        h.at(110 + 10 * index as u64);
+        let fx = h.exit(s, ExitStatus::Signal(15));
+        assert!(signals(&fx).is_empty(), "the next waits for readiness");
+        assert!(reply(&fx, req).is_none());
+        let fx = probe_done(&mut h, s, Ready, true);
+        let st = h.status_of(s);
+        assert_eq!((st.last_reason, st.restarts), (Some(Reason::Reload), 1));
+        if index < 2 {
+            assert_eq!(signals(&fx).len(), 1, "then the next one");
+            assert!(reply(&fx, req).is_none());
+        } else {
+            let data = reply(&fx, req).expect("answered").expect("ok");
+            assert_eq!(
+                data["apps"][0]["instances"].as_array().map(Vec::len),
+                Some(3)
+            );
+        }
+    }
+}
+
+#[test]
+fn reload_leaves_stopped_instances_and_answers_at_once_when_nothing_runs() {
+    let mut a = app("web");
+    a.autostart = false;
+    let mut h = H::one(a);
+    let (req, fx) = h.request(Command::Reload { app: "web".into() });
+    assert!(spawned(&fx) == 0 && signals(&fx).is_empty());
+    assert!(reply(&fx, req).expect("answered").is_ok());
+    let (req, fx) = h.request(Command::Reload { app: "nope".into() });
+    assert!(reply(&fx, req).expect("answered").is_err());
+}
