@@ -184,3 +184,25 @@ fn supctl_status_json_has_the_contract_shape() {
         Some(1)
     );
 }
+
+#[test]
+fn signal_sends_to_the_main_process_and_rejects_unknown_names() {
+    let sb = Sandbox::new();
+    let d = sb.start(&sb.config(&kit_app("svc", &["term-exit", "0"], "restart = \"never\"")));
+    sb.wait_log("svc", "started");
+    let out = d.supctl(&["signal", "TERM", "svc"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("signalled svc:0 (pid "));
+    sb.wait_log("svc", "got-term");
+    d.wait_instance("svc", 0, "exited by its own choice", |r| {
+        r["state"] == "exited"
+    });
+    let out = d.supctl(&["signal", "SIGNOPE", "svc"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SIGNOPE"));
+    d.assert_running();
+}

@@ -80,6 +80,14 @@ enum Verb {
         #[arg(value_name = "APP")]
         app: String,
     },
+    /// Send SIGNAL (`HUP`, `SIGUSR2`, a number) to the main process of each running
+    /// instance of APP, e.g. to make it reopen its logs or reload its own config
+    Signal {
+        #[arg(value_name = "SIGNAL")]
+        signal: String,
+        #[arg(value_name = "APP")]
+        app: String,
+    },
     /// Stop every app and make supd exit, as SIGTERM does
     Shutdown,
     /// Show the last log lines of APP (default: every app), then follow with -f
@@ -122,6 +130,10 @@ impl Verb {
             Verb::Stop { app } => Command::Stop { app: app.clone() },
             Verb::Restart { app } => Command::Restart { app: app.clone() },
             Verb::Reload { app } => Command::Reload { app: app.clone() },
+            Verb::Signal { signal, app } => Command::Signal {
+                signal: signal.clone(),
+                app: app.clone(),
+            },
             Verb::Shutdown => Command::Shutdown,
             Verb::Logs { reopen: true, .. } => Command::Reopen,
             Verb::Logs {
@@ -204,12 +216,14 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(status) => render::status_table(&status),
             Err(err) => return Ok(bad_data(cli, &path, err)),
         },
-        Verb::Start { .. } | Verb::Stop { .. } | Verb::Restart { .. } | Verb::Reload { .. } => {
-            match reply.data_as::<ActionResult>() {
-                Ok(result) => render::action_summary(verb, &result),
-                Err(err) => return Ok(bad_data(cli, &path, err)),
-            }
-        }
+        Verb::Start { .. }
+        | Verb::Stop { .. }
+        | Verb::Restart { .. }
+        | Verb::Reload { .. }
+        | Verb::Signal { .. } => match reply.data_as::<ActionResult>() {
+            Ok(result) => render::action_summary(verb, &result),
+            Err(err) => return Ok(bad_data(cli, &path, err)),
+        },
         Verb::Shutdown => "every app stopped; supd is exiting\n".to_owned(),
         Verb::Logs { .. } => "log files reopened\n".to_owned(),
         Verb::Health if unhealthy => {

@@ -57,6 +57,13 @@ pub enum Command {
         /// `name`, `name:INDEX` or `all`.
         app: String,
     },
+    /// Send a signal to the main process (the leader) of each running instance of a target.
+    Signal {
+        /// A signal name (`SIGHUP`, `HUP`) or number.
+        signal: String,
+        /// `name`, `name:INDEX` or `all`.
+        app: String,
+    },
     /// Stop everything and exit, as SIGTERM does.
     Shutdown,
     /// The last `lines` log records of a target, then (with `follow`) every new one as it
@@ -327,7 +334,8 @@ pub struct ActionResult {
 ///
 /// Keep in step with [`Command`] ([`Command::name`] is the exhaustive match that names them).
 pub const COMMANDS: &[&str] = &[
-    "status", "start", "stop", "restart", "reload", "shutdown", "logs", "flush", "reopen", "health",
+    "status", "start", "stop", "restart", "reload", "signal", "shutdown", "logs", "flush",
+    "reopen", "health",
 ];
 
 /// A reply line that could not be understood.
@@ -353,6 +361,7 @@ impl Command {
             Command::Stop { .. } => "stop",
             Command::Restart { .. } => "restart",
             Command::Reload { .. } => "reload",
+            Command::Signal { .. } => "signal",
             Command::Shutdown => "shutdown",
             Command::Logs { .. } => "logs",
             Command::Flush { .. } => "flush",
@@ -571,6 +580,7 @@ fn takes_no_arguments(cmd: &Command) -> bool {
         | Command::Stop { .. }
         | Command::Restart { .. }
         | Command::Reload { .. }
+        | Command::Signal { .. }
         | Command::Logs { .. }
         | Command::Flush { .. } => false,
     }
@@ -649,6 +659,10 @@ mod tests {
             Command::Stop { app: "a".into() },
             restart("a"),
             Command::Reload { app: "a".into() },
+            Command::Signal {
+                signal: "HUP".into(),
+                app: "a".into(),
+            },
             Command::Shutdown,
             Command::Logs {
                 app: None,
@@ -914,7 +928,7 @@ mod tests {
             (
                 11,
                 ErrorKind::UnknownCommand,
-                "unknown command \"frobnicate\"; this daemon knows: status, start, stop, restart, reload, shutdown, logs, flush, reopen, health"
+                "unknown command \"frobnicate\"; this daemon knows: status, start, stop, restart, reload, signal, shutdown, logs, flush, reopen, health"
                     .to_owned()
             )
         );

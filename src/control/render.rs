@@ -202,6 +202,7 @@ fn past_tense(verb: &str) -> String {
         "stop" => "stopped".to_owned(),
         "start" | "restart" | "reload" => format!("{verb}ed"),
         "scale" => "scaled".to_owned(),
+        "signal" => "signalled".to_owned(),
         other => other.to_owned(),
     }
 }

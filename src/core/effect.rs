@@ -37,6 +37,17 @@ pub enum Effect {
         /// The signal.
         signal: Signal,
     },
+    /// Send `signal` to the leader `pid` of generation `gen` of `slot` alone (not its group).
+    SignalLeader {
+        /// The slot.
+        slot: Slot,
+        /// The generation.
+        gen: Gen,
+        /// The leader.
+        pid: i32,
+        /// The signal.
+        signal: Signal,
+    },
     /// Deliver `Event::Timer(timer)` at `at`.
     SetTimer {
         /// When.

@@ -777,6 +777,33 @@ impl Cx<'_> {
                 }
                 self.state.pending.push(Pending { req, cmd, goals });
             }
+            Command::Signal { signal, app } => {
+                let parsed = crate::config::units::parse_signal(signal);
+                let outcome = match (parsed, view::resolve(self.state, app)) {
+                    (Err(message), _) => Err(ErrorBody {
+                        kind: ErrorKind::BadRequest,
+                        message,
+                    }),
+                    (_, Err(error)) => Err(error),
+                    (Ok(signal), Ok(slots)) => {
+                        for &slot in &slots {
+                            if let Phase::Online { pid, gen, .. } = self.inst(slot).phase {
+                                self.fx.push(Effect::SignalLeader {
+                                    slot,
+                                    gen,
+                                    pid,
+                                    signal,
+                                });
+                            }
+                        }
+                        let result = ActionResult {
+                            apps: view::apps(self.state, &slots, now),
+                        };
+                        Ok(serde_json::to_value(result).unwrap_or_default())
+                    }
+                };
+                self.fx.push(Effect::Reply { req, outcome });
+            }
             Command::Shutdown => {
                 self.begin_shutdown();
                 if let Some(shutdown) = self.state.shutdown.as_mut() {

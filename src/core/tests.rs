@@ -1281,3 +1281,39 @@ fn reload_leaves_stopped_instances_and_answers_at_once_when_nothing_runs() {
     let (req, fx) = h.request(Command::Reload { app: "nope".into() });
     assert!(reply(&fx, req).expect("answered").is_err());
 }
+
+#[test]
+fn signal_reaches_the_leader_of_each_running_instance() {
+    let mut a = app("web");
+    a.instances = 2;
+    let mut h = H::one(a);
+    h.at(10);
+    h.exit(slot(0, 1), ExitStatus::Code(1));
+    let (req, fx) = h.request(Command::Signal {
+        signal: "HUP".into(),
+        app: "web".into(),
+    });
+    let sent: Vec<(Slot, i32, i32)> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SignalLeader {
+                slot, pid, signal, ..
+            } => Some((*slot, *pid, signal.0)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        vec![(S0, h.pid(S0), libc::SIGHUP)],
+        "web:1 is backing off"
+    );
+    assert!(reply(&fx, req).expect("answered").is_ok());
+    let (req, fx) = h.request(Command::Signal {
+        signal: "SIGNOPE".into(),
+        app: "web".into(),
+    });
+    let error = reply(&fx, req)
+        .expect("answered")
+        .expect_err("unknown signal");
+    assert!(error.message.contains("SIGNOPE"), "{}", error.message);
+}

@@ -20,6 +20,16 @@ pub fn signal_group(pgid: i32, signal: Signal) -> nix::Result<()> {
     }
 }
 
+/// Send `signal` to process `pid` alone. The caller guarantees it is not reaped yet (so
+/// not a reused pid). A process already gone is not an error.
+pub fn signal_process(pid: i32, signal: Signal) -> nix::Result<()> {
+    let signal = NixSignal::try_from(signal.0)?;
+    match nix::sys::signal::kill(Pid::from_raw(pid), signal) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether any process is left in group `pgid` (zombies count until reaped).
 pub fn group_alive(pgid: i32) -> bool {
     // Signal 0 checks existence and permission without sending anything.

@@ -79,6 +79,23 @@ impl Runtime {
                     }
                 }
             }
+            Effect::SignalLeader {
+                slot,
+                gen,
+                pid,
+                signal,
+            } => {
+                // Only a leader not reaped yet: never a reused pid.
+                let ours = self
+                    .procs
+                    .get(&pid)
+                    .is_some_and(|p| p.slot == slot && p.gen == gen);
+                if ours {
+                    if let Err(e) = process::kill::signal_process(pid, signal) {
+                        tracing::warn!("{}: cannot signal pid {pid}: {e}", self.state.label(slot));
+                    }
+                }
+            }
             Effect::Probe { slot, gen, kind } => self.probe(slot, gen, kind),
             Effect::SetTimer { at, timer } => self.timers.push(Reverse((at, timer))),
             Effect::Reply { req, outcome } => self.reply(req, outcome),
