@@ -206,3 +206,45 @@ fn signal_sends_to_the_main_process_and_rejects_unknown_names() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("SIGNOPE"));
     d.assert_running();
 }
+
+#[test]
+fn scale_up_and_down_with_real_processes() {
+    let sb = Sandbox::new();
+    let d = sb.start(&sb.config(&kit_app("w", &["sleep"], "")));
+    d.wait_instance("w", 0, "running", |r| r["pid"].is_number());
+    let out = d.supctl(&["scale", "w", "3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("scaled w:0 (pid "));
+    let status = d.json(&["status", "w"]);
+    let rows = status["apps"][0]["instances"]
+        .as_array()
+        .expect("rows")
+        .clone();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r["state"] == "online"), "{status}");
+    let gone: Vec<i32> = rows[1..]
+        .iter()
+        .map(|r| r["pid"].as_i64().expect("pid") as i32)
+        .collect();
+    let out = d.supctl(&["scale", "w", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for pid in gone {
+        assert!(gone(pid), "scale returns once w:1 and w:2 are gone ({pid})");
+    }
+    assert_eq!(
+        d.json(&["status"])["apps"][0]["instances"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let out = d.supctl(&["scale", "w:0", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+}

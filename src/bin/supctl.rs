@@ -80,6 +80,14 @@ enum Verb {
         #[arg(value_name = "APP")]
         app: String,
     },
+    /// Run N instances of APP from now on: new ones start, the highest indexes stop
+    /// (until supd restarts; the config file is not changed)
+    Scale {
+        #[arg(value_name = "APP")]
+        app: String,
+        #[arg(value_name = "N")]
+        instances: u32,
+    },
     /// Send SIGNAL (`HUP`, `SIGUSR2`, a number) to the main process of each running
     /// instance of APP, e.g. to make it reopen its logs or reload its own config
     Signal {
@@ -130,6 +138,10 @@ impl Verb {
             Verb::Stop { app } => Command::Stop { app: app.clone() },
             Verb::Restart { app } => Command::Restart { app: app.clone() },
             Verb::Reload { app } => Command::Reload { app: app.clone() },
+            Verb::Scale { app, instances } => Command::Scale {
+                app: app.clone(),
+                instances: *instances,
+            },
             Verb::Signal { signal, app } => Command::Signal {
                 signal: signal.clone(),
                 app: app.clone(),
@@ -220,6 +232,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         | Verb::Stop { .. }
         | Verb::Restart { .. }
         | Verb::Reload { .. }
+        | Verb::Scale { .. }
         | Verb::Signal { .. } => match reply.data_as::<ActionResult>() {
             Ok(result) => render::action_summary(verb, &result),
             Err(err) => return Ok(bad_data(cli, &path, err)),

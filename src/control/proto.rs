@@ -57,6 +57,14 @@ pub enum Command {
         /// `name`, `name:INDEX` or `all`.
         app: String,
     },
+    /// Change how many instances an app runs: new ones start, the highest indexes stop.
+    /// Lasts until supd restarts (the config file is not changed).
+    Scale {
+        /// The app's name.
+        app: String,
+        /// The new number of instances.
+        instances: u32,
+    },
     /// Send a signal to the main process (the leader) of each running instance of a target.
     Signal {
         /// A signal name (`SIGHUP`, `HUP`) or number.
@@ -334,7 +342,7 @@ pub struct ActionResult {
 ///
 /// Keep in step with [`Command`] ([`Command::name`] is the exhaustive match that names them).
 pub const COMMANDS: &[&str] = &[
-    "status", "start", "stop", "restart", "reload", "signal", "shutdown", "logs", "flush",
+    "status", "start", "stop", "restart", "reload", "scale", "signal", "shutdown", "logs", "flush",
     "reopen", "health",
 ];
 
@@ -362,6 +370,7 @@ impl Command {
             Command::Restart { .. } => "restart",
             Command::Reload { .. } => "reload",
             Command::Signal { .. } => "signal",
+            Command::Scale { .. } => "scale",
             Command::Shutdown => "shutdown",
             Command::Logs { .. } => "logs",
             Command::Flush { .. } => "flush",
@@ -581,6 +590,7 @@ fn takes_no_arguments(cmd: &Command) -> bool {
         | Command::Restart { .. }
         | Command::Reload { .. }
         | Command::Signal { .. }
+        | Command::Scale { .. }
         | Command::Logs { .. }
         | Command::Flush { .. } => false,
     }
@@ -659,6 +669,10 @@ mod tests {
             Command::Stop { app: "a".into() },
             restart("a"),
             Command::Reload { app: "a".into() },
+            Command::Scale {
+                app: "a".into(),
+                instances: 3,
+            },
             Command::Signal {
                 signal: "HUP".into(),
                 app: "a".into(),
@@ -928,7 +942,7 @@ mod tests {
             (
                 11,
                 ErrorKind::UnknownCommand,
-                "unknown command \"frobnicate\"; this daemon knows: status, start, stop, restart, reload, signal, shutdown, logs, flush, reopen, health"
+                "unknown command \"frobnicate\"; this daemon knows: status, start, stop, restart, reload, scale, signal, shutdown, logs, flush, reopen, health"
                     .to_owned()
             )
         );

@@ -24,6 +24,9 @@ pub use event::{Event, ExitStatus, Notice, ProbeKind, ReqId, Sample, Timer};
 use policy::{Decision, RunEnd};
 pub use state::{AfterStop, Gen, Goal, LastExit, Pending, Phase, Shutdown, Slot, State, Time};
 
+/// The most instances `scale` gives an app: a typo must not fork a million processes.
+pub const MAX_SCALE: u32 = 4096;
+
 /// After a forced kill, how long supd waits for the groups to vanish before it exits anyway
 /// (a process stuck in uninterruptible sleep cannot be killed).
 pub const ABANDON_AFTER: Duration = Duration::from_secs(5);
@@ -482,7 +485,7 @@ impl Cx<'_> {
             return;
         }
         let name = self.state.apps[app].config.name.clone();
-        let count = self.state.apps[app].instances.len() as u32;
+        let count = self.state.apps[app].count;
         if self.state.apps[app].config.restart == crate::config::RestartMode::Never {
             for index in 0..count {
                 let slot = Slot { app, index };
@@ -777,6 +780,7 @@ impl Cx<'_> {
                 }
                 self.state.pending.push(Pending { req, cmd, goals });
             }
+            Command::Scale { app, instances } => self.scale(req, &cmd, app, *instances),
             Command::Signal { signal, app } => {
                 let parsed = crate::config::units::parse_signal(signal);
                 let outcome = match (parsed, view::resolve(self.state, app)) {
@@ -837,6 +841,67 @@ impl Cx<'_> {
         }
     }
 
+    /// `scale APP N`: start the new slots, stop the ones at `N` and above; the request
+    /// completes when they are up (or failed) and gone.
+    fn scale(&mut self, req: ReqId, cmd: &Command, name: &str, instances: u32) {
+        let found = self.state.apps.iter().position(|a| a.config.name == name);
+        let outcome = match found {
+            _ if self.state.shutdown.is_some() => Err(shutting_down()),
+            _ if instances > MAX_SCALE => Err(ErrorBody {
+                kind: ErrorKind::BadRequest,
+                message: format!("at most {MAX_SCALE} instances, not {instances}"),
+            }),
+            // `APP:N` and `all` name no single app: resolve says which is wrong.
+            None => Err(view::resolve(self.state, name).err().unwrap_or(ErrorBody {
+                kind: ErrorKind::UnknownApp,
+                message: format!("`scale` takes an app name, not `{name}`"),
+            })),
+            Some(app) => Ok(app),
+        };
+        let app = match outcome {
+            Ok(app) => app,
+            Err(error) => {
+                self.fx.push(Effect::Reply {
+                    req,
+                    outcome: Err(error),
+                });
+                return;
+            }
+        };
+        let old = self.state.apps[app].count;
+        while self.state.apps[app].instances.len() < instances as usize {
+            self.state.apps[app].instances.push(state::Instance::new());
+        }
+        self.state.apps[app].count = instances;
+        self.state.apps[app]
+            .rollout
+            .retain(|(index, _)| *index < instances);
+        let start = Command::Start {
+            app: name.to_string(),
+        };
+        let mut goals = Vec::new();
+        for index in old..instances {
+            let slot = Slot { app, index };
+            goals.push((slot, self.order(slot, &start)));
+        }
+        for index in instances..old {
+            let slot = Slot { app, index };
+            let gen = self.inst(slot).gen;
+            self.stop(slot, AfterStop::Stop);
+            goals.push((slot, Goal::Gone(gen)));
+        }
+        let label = &self.state.apps[app].config.name;
+        self.log(
+            Level::Info,
+            format!("scaling {label} from {old} to {instances} instances"),
+        );
+        self.state.pending.push(Pending {
+            req,
+            cmd: cmd.clone(),
+            goals,
+        });
+    }
+
     /// Carry out start/stop/restart on one slot; returns the goal that completes it.
     fn order(&mut self, slot: Slot, cmd: &Command) -> Goal {
         let phase = self.inst(slot).phase;
@@ -880,7 +945,7 @@ impl Cx<'_> {
             Level::Info,
             format!("shutting down: stopping {live} running instances"),
         );
-        let slots: Vec<Slot> = self.state.slots().collect();
+        let slots: Vec<Slot> = self.state.all_slots().collect();
         for slot in slots {
             self.stop(slot, AfterStop::Stop);
         }
@@ -912,7 +977,7 @@ impl Cx<'_> {
             return;
         }
         shutdown.forced = true;
-        let slots: Vec<Slot> = self.state.slots().collect();
+        let slots: Vec<Slot> = self.state.all_slots().collect();
         for slot in slots {
             self.kill_group(slot, None);
         }
@@ -943,7 +1008,13 @@ impl Cx<'_> {
             });
             if done {
                 let pending = self.state.pending.remove(i);
-                let slots: Vec<Slot> = pending.goals.iter().map(|(s, _)| *s).collect();
+                let slots: Vec<Slot> = match &pending.cmd {
+                    // The app as it is now, not the slots scaled away.
+                    Command::Scale { app, .. } => {
+                        view::resolve(self.state, app).unwrap_or_default()
+                    }
+                    _ => pending.goals.iter().map(|(s, _)| *s).collect(),
+                };
                 let result = ActionResult {
                     apps: view::apps(self.state, &slots, now),
                 };

@@ -65,8 +65,11 @@ pub struct Shutdown {
 pub struct App {
     /// Its validated configuration.
     pub config: AppConfig,
-    /// One per instance index.
+    /// One per instance index. Slots at `count` and above were scaled away: they are
+    /// stopped (or still stopping) and kept, generation and all, for a later scale up.
     pub instances: Vec<Instance>,
+    /// How many instances the app has now (`instances`, or the last `scale`).
+    pub count: u32,
     /// Instances waiting for their turn in a rolling restart (cron, reload), in order,
     /// with the reason their replacement will carry.
     pub rollout: std::collections::VecDeque<(u32, Reason)>,
@@ -246,6 +249,7 @@ impl State {
             .map(|app| App {
                 config: app.clone(),
                 instances: (0..app.instances).map(|_| Instance::new()).collect(),
+                count: app.instances,
                 rollout: Default::default(),
             })
             .collect();
@@ -267,16 +271,25 @@ impl State {
         self.apps.get(slot.app)?.instances.get(slot.index as usize)
     }
 
-    /// Every slot, in config order.
+    /// Every slot of every app's current instances, in config order.
     pub fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.apps
+            .iter()
+            .enumerate()
+            .flat_map(|(app, a)| (0..a.count).map(move |index| Slot { app, index }))
+    }
+
+    /// Every slot, scaled away ones included.
+    pub fn all_slots(&self) -> impl Iterator<Item = Slot> + '_ {
         self.apps.iter().enumerate().flat_map(|(app, a)| {
             (0..a.instances.len() as u32).map(move |index| Slot { app, index })
         })
     }
 
-    /// The slots where a process (or what is left of its group) may exist.
+    /// The slots where a process (or what is left of its group) may exist, scaled away
+    /// ones included.
     pub fn live_slots(&self) -> impl Iterator<Item = Slot> + '_ {
-        self.slots()
+        self.all_slots()
             .filter(|&s| self.instance(s).is_some_and(|i| i.phase.is_live()))
     }
 
@@ -290,7 +303,8 @@ impl State {
 }
 
 impl Instance {
-    fn new() -> Instance {
+    /// A slot that never ran.
+    pub fn new() -> Instance {
         Instance {
             phase: Phase::Stopped,
             gen: 0,

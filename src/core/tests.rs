@@ -1317,3 +1317,89 @@ fn signal_reaches_the_leader_of_each_running_instance() {
         .expect_err("unknown signal");
     assert!(error.message.contains("SIGNOPE"), "{}", error.message);
 }
+
+#[test]
+fn scale_starts_new_slots_and_stops_the_highest_ones() {
+    let mut a = app("web");
+    a.instances = 2;
+    let mut h = H::one(a);
+    let (req, fx) = h.request(Command::Scale {
+        app: "web".into(),
+        instances: 4,
+    });
+    assert_eq!(spawned(&fx), 2);
+    let data = reply(&fx, req)
+        .expect("answered once they run")
+        .expect("ok");
+    assert_eq!(
+        data["apps"][0]["instances"].as_array().map(Vec::len),
+        Some(4)
+    );
+    let st = h.status_of(slot(0, 3));
+    assert_eq!((st.state, st.restarts), (StateName::Online, 0));
+    h.at(10);
+    let (req, fx) = h.request(Command::Scale {
+        app: "web".into(),
+        instances: 1,
+    });
+    assert_eq!(signals(&fx).len(), 3, "web:1..3 stop");
+    assert!(reply(&fx, req).is_none(), "not before they are gone");
+    for index in 1..3u32 {
+        let fx = h.exit(slot(0, index), ExitStatus::Signal(15));
+        assert!(reply(&fx, req).is_none());
+    }
+    let fx = h.exit(slot(0, 3), ExitStatus::Signal(15));
+    let data = reply(&fx, req).expect("answered").expect("ok");
+    assert_eq!(
+        data["apps"][0]["instances"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let status = crate::core::view::status(&h.state, None, h.now).expect("status");
+    assert_eq!(
+        status.apps[0].instances.len(),
+        1,
+        "scaled-away slots are not shown"
+    );
+    // Back up: the old slot comes back with a newer generation than any of its events.
+    let old_gen = h.gen(slot(0, 3));
+    let (_, fx) = h.request(Command::Scale {
+        app: "web".into(),
+        instances: 4,
+    });
+    assert_eq!(spawned(&fx), 3);
+    assert!(h.gen(slot(0, 3)) > old_gen);
+    // Errors: not an app, too many, and during a shutdown.
+    for (app, n) in [
+        ("nope", 1),
+        ("web:0", 1),
+        ("web", crate::core::MAX_SCALE + 1),
+    ] {
+        let (req, fx) = h.request(Command::Scale {
+            app: app.into(),
+            instances: n,
+        });
+        assert!(reply(&fx, req).expect("answered").is_err(), "{app} {n}");
+    }
+}
+
+#[test]
+fn a_shutdown_waits_for_slots_scaled_away_but_still_stopping() {
+    let mut a = app("web");
+    a.instances = 2;
+    let mut h = H::one(a);
+    h.request(Command::Scale {
+        app: "web".into(),
+        instances: 1,
+    });
+    h.at(5);
+    let fx = h.send(Event::ShutdownSignal { force: false });
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Exit { .. })));
+    h.at(10);
+    let fx = h.exit(S0, ExitStatus::Signal(15));
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::Exit { .. })),
+        "web:1 is still stopping"
+    );
+    let fx = h.exit(slot(0, 1), ExitStatus::Signal(15));
+    assert!(fx.contains(&Effect::Exit { code: 0 }));
+}

@@ -148,7 +148,7 @@ pub fn resolve(state: &State, target: &str) -> Result<Vec<Slot>, ErrorBody> {
             },
         });
     };
-    let count = state.apps[app].instances.len() as u32;
+    let count = state.apps[app].count;
     match index {
         None => Ok((0..count).map(|index| Slot { app, index }).collect()),
         Some(index) if index < count => Ok(vec![Slot { app, index }]),
