@@ -226,7 +226,7 @@ fn scale_up_and_down_with_real_processes() {
         .clone();
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r["state"] == "online"), "{status}");
-    let gone: Vec<i32> = rows[1..]
+    let removed: Vec<i32> = rows[1..]
         .iter()
         .map(|r| r["pid"].as_i64().expect("pid") as i32)
         .collect();
@@ -236,7 +236,7 @@ fn scale_up_and_down_with_real_processes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for pid in gone {
+    for pid in removed {
         assert!(gone(pid), "scale returns once w:1 and w:2 are gone ({pid})");
     }
     assert_eq!(

@@ -870,7 +870,9 @@ impl Cx<'_> {
         };
         let old = self.state.apps[app].count;
         while self.state.apps[app].instances.len() < instances as usize {
-            self.state.apps[app].instances.push(state::Instance::new());
+            self.state.apps[app]
+                .instances
+                .push(state::Instance::default());
         }
         self.state.apps[app].count = instances;
         self.state.apps[app]

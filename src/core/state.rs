@@ -248,7 +248,7 @@ impl State {
             .iter()
             .map(|app| App {
                 config: app.clone(),
-                instances: (0..app.instances).map(|_| Instance::new()).collect(),
+                instances: (0..app.instances).map(|_| Instance::default()).collect(),
                 count: app.instances,
                 rollout: Default::default(),
             })
@@ -302,9 +302,9 @@ impl State {
     }
 }
 
-impl Instance {
+impl Default for Instance {
     /// A slot that never ran.
-    pub fn new() -> Instance {
+    fn default() -> Instance {
         Instance {
             phase: Phase::Stopped,
             gen: 0,
