@@ -45,6 +45,8 @@
 //! | `serve PORT GATE`         | once file GATE exists listens on 127.0.0.1:PORT, `listening`; |
 //! |                           | answers every HTTP request 200, or 503 while `GATE.sick`      |
 //! |                           | exists                                                        |
+//! | `accept`                  | `listen-ready ... fds=N pid_match=B names=X` from `LISTEN_*`, |
+//! |                           | then answers each connection on fd 3 with its pid and a newline |
 //!
 //! A bad invocation prints a usage line on stderr and exits 2. The process is
 //! single-threaded on purpose: that is what makes `fork` without `exec` sound here.
@@ -68,7 +70,7 @@ const USAGE: &str = "usage: testkit sleep | crash [CODE] [AFTER_MS] | exit CODE 
                      | fork-tree N [--escape] | spam N [BYTES] | spam-lines N [BYTES] | print-env \
                      | print-fds | stderr LINE | term-exit CODE | orphan | zombies N | emit TEXT \
                      | long-line BYTES | both N \
-                     | alloc MIB EVERY_MS [--child] | notify GATE | serve PORT GATE";
+                     | alloc MIB EVERY_MS [--child] | notify GATE | serve PORT GATE | accept";
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -103,6 +105,7 @@ fn main() {
         ),
         "notify" => notify(rest.first().map_or("", String::as_str)),
         "serve" => serve(arg(rest, 0, None), rest.get(1).map_or("", String::as_str)),
+        "accept" => accept(),
         other => usage(&format!("unknown mode {other:?}")),
     }
 }
@@ -140,6 +143,32 @@ fn notify(gate: &str) -> ! {
     send("READY=1\nSTATUS=serving");
     say("notify-ready", "");
     forever()
+}
+
+/// `accept`: an instance of a clustered server, on the socket supd passed as fd 3.
+fn accept() -> ! {
+    let var = |name: &str| env::var(name).unwrap_or_default();
+    let pid_match = var("LISTEN_PID") == getpid().to_string();
+    say(
+        "listen-ready",
+        &format!(
+            "fds={} pid_match={pid_match} names={}",
+            var("LISTEN_FDS"),
+            var("LISTEN_FDNAMES")
+        ),
+    );
+    if var("LISTEN_FDS") != "1" {
+        usage("LISTEN_FDS is not 1");
+    }
+    use std::os::fd::FromRawFd;
+    // SAFETY: LISTEN_FDS=1 says fd 3 is the listening socket supd passed; nothing else in
+    // this process owns it.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(3) };
+    let pid = getpid();
+    for mut stream in listener.incoming().flatten() {
+        let _ = stream.write_all(format!("{pid}\n").as_bytes());
+    }
+    exit(0)
 }
 
 /// `serve PORT GATE`: a tiny HTTP server for readiness and health probes.

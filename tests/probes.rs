@@ -378,3 +378,67 @@ fn reload_replaces_every_instance_and_returns_when_all_are_ready() {
         "{log}"
     );
 }
+
+#[test]
+fn instances_share_one_listening_socket_bound_by_supd() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let d = sb.start(&sb.config(&kit_app(
+        "api",
+        &["accept"],
+        &format!("instances = 3\nlisten = [\"tcp://127.0.0.1:{port}\"]\nrestart_delay = \"0ms\""),
+    )));
+    for i in 0..3 {
+        d.wait_instance("api", i, "running", |r| r["pid"].is_number());
+    }
+    wait_until(
+        Duration::from_secs(10),
+        "3 instances ready to accept",
+        || (sb.read_log("api").matches("listen-ready").count() == 3).then_some(()),
+    );
+    let log = sb.read_log("api");
+    assert_eq!(
+        log.matches("fds=1 pid_match=true names=api").count(),
+        3,
+        "LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES as sd_listen_fds expects:\n{log}"
+    );
+    let pids: Vec<i64> = (0..3)
+        .map(|i| d.instance("api", i)["pid"].as_i64().expect("pid"))
+        .collect();
+    let ask = || {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("the shared port accepts");
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).expect("reply");
+        reply.trim().parse::<i64>().expect("a pid")
+    };
+    // The kernel spreads the connections; every answer comes from one of the instances.
+    let mut seen = std::collections::BTreeSet::new();
+    wait_until(
+        Duration::from_secs(10),
+        "answers from more than one instance",
+        || {
+            let pid = ask();
+            assert!(pids.contains(&pid), "{pid} is not an instance");
+            seen.insert(pid);
+            (seen.len() > 1).then_some(())
+        },
+    );
+    // The port stays open while an instance restarts: supd holds the socket.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill api:0");
+    // Once it is gone no connection can be handed to it.
+    wait_until(Duration::from_secs(10), "api:0 to be reaped", || {
+        gone(pids[0] as i32).then_some(())
+    });
+    for _ in 0..20 {
+        // Connects and is answered (by api:1, api:2 or api:0's replacement): no refusal.
+        let pid = ask();
+        assert_ne!(pid, pids[0], "the killed instance cannot answer");
+    }
+    d.wait_instance("api", 0, "replaced", |r| {
+        r["restarts"] == 1 && r["pid"].is_number()
+    });
+}

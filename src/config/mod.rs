@@ -6,6 +6,7 @@
 //! collecting every error (not just the first) as a [`ConfigError`] with file:line:col.
 
 pub mod error;
+pub mod listen;
 pub mod probe;
 pub mod raw;
 pub mod units;
@@ -89,6 +90,8 @@ pub struct App {
     pub ready: Option<ReadySettings>,
     /// `health`: the liveness probe of a ready instance, if any.
     pub health: Option<HealthSettings>,
+    /// `listen`: sockets bound once by supd and inherited by every instance (fds 3, 4, ...).
+    pub listen: Vec<listen::Listen>,
 }
 
 impl App {

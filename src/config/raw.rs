@@ -59,6 +59,7 @@ pub const APP_KEYS: &[&str] = &[
     "cron_overlap",
     "ready",
     "health",
+    "listen",
     "profile",
 ];
 

@@ -30,6 +30,7 @@ use super::{CronOverlap, CronSettings};
 use super::{LogFormat, LogJson, LogRotate, LogSettings, LogTarget, MemoryAction, MemorySettings};
 use crate::schedule::{self, CRON_EXPECTED, TZ_EXPECTED};
 
+mod listen;
 mod probe;
 pub use probe::{HEALTH_KEYS, READY_KEYS};
 
@@ -146,6 +147,8 @@ fn validate_as(
     let mut apps = Vec::with_capacity(raw_apps.len());
     // Where each log file was chosen, so a second app on the same file is reported there.
     let mut log_files: Vec<(PathBuf, String, Range<usize>, String)> = Vec::new();
+    // Where each listening address was chosen, likewise.
+    let mut listens: Vec<(super::listen::Listen, String, Range<usize>, String)> = Vec::new();
     for app in &raw_apps {
         let mut merged = defaults.clone();
         merged.overlay(&app.layer);
@@ -153,6 +156,10 @@ fn validate_as(
             merged.overlay(&p.layer);
         }
         let log_file = merged.log_file.clone();
+        let listen_at = merged
+            .listen
+            .as_ref()
+            .map(|l| (l.span.clone(), l.key.clone()));
         if let Some(built) = w.build(app, merged, cpus, is_dir) {
             let (span, key) = match (log_file, &app.name) {
                 (Some(f), _) => (f.span, f.key),
@@ -162,10 +169,16 @@ fn validate_as(
             for path in built.log.paths(&built.name, &supervisor.log_dir) {
                 log_files.push((path, built.name.clone(), span.clone(), key.clone()));
             }
+            if let Some((span, key)) = listen_at {
+                for addr in &built.listen {
+                    listens.push((addr.clone(), built.name.clone(), span.clone(), key.clone()));
+                }
+            }
             apps.push(built);
         }
     }
     w.check_log_files(&log_files);
+    w.check_listen(&listens);
 
     if w.sink.has_errors() {
         return Err(w.sink.finish());
@@ -232,6 +245,7 @@ struct Layer {
     cron_overlap: Option<Written<CronOverlap>>,
     ready: Option<Written<super::ReadySettings>>,
     health: Option<Written<super::HealthSettings>>,
+    listen: Option<listen::ListenSetting>,
 }
 
 /// A key that was written: `value` is `None` when it was invalid (already reported), so
@@ -293,7 +307,8 @@ impl Layer {
             cron_tz,
             cron_overlap,
             ready,
-            health
+            health,
+            listen
         );
         self.env
             .extend(top.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -617,6 +632,7 @@ impl Walker<'_> {
                             }),
                     })
                 }
+                "listen" => l.listen = Some(self.listen(v, &key)),
                 "ready" => {
                     l.ready = Some(Written {
                         value: self.ready(v, &key),
@@ -1337,6 +1353,7 @@ impl Walker<'_> {
                     .unwrap_or(MemorySettings::DEFAULT_MAX_UNAVAILABLE),
             },
             cron,
+            listen: merged.listen.and_then(|l| l.value).unwrap_or_default(),
             ready: merged.ready.and_then(|w| w.value),
             health: merged.health.and_then(|w| w.value),
         })
@@ -1422,6 +1439,7 @@ mod tests {
                 cron: None,
                 ready: None,
                 health: None,
+                listen: Vec::new(),
             }]
         );
     }
@@ -1529,7 +1547,7 @@ group = "nogroup"
                  `group`, `log_format`, `log_json`, `log_max_line`, `log_split`, `log_file`, \
                  `log_max_size`, `log_rotate`, `log_retain`, `log_compress`, `log_target`, \
                  `max_memory`, `memory_interval`, `memory_samples`, `memory_action`, \
-                 `max_unavailable`, `cron_restart`, `cron_tz`, `cron_overlap`, `ready`, `health`, `profile`)",
+                 `max_unavailable`, `cron_restart`, `cron_tz`, `cron_overlap`, `ready`, `health`, `listen`, `profile`)",
             ),
             (
                 "[supervisor]\nsocked = \"/tmp/s\"\n",
@@ -2503,6 +2521,38 @@ log_target = "stdout"
         assert_eq!(
             profiled.apps[0].ready.as_ref().map(|r| r.check.clone()),
             Some(Check::Log("listening on \\d+".into()))
+        );
+    }
+
+    #[test]
+    fn listen_addresses_and_their_errors() {
+        use crate::config::listen::Listen;
+        let config = check(
+            "[[app]]\nname = \"a\"\ncmd = \"x\"\n\
+             listen = [\"tcp://127.0.0.1:3000\", \"unix:///run/a.sock\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.apps[0].listen,
+            [
+                Listen::Tcp("127.0.0.1:3000".parse().unwrap()),
+                Listen::Unix("/run/a.sock".into())
+            ]
+        );
+        assert_eq!(
+            errors(
+                "[[app]]\nname = \"a\"\ncmd = \"x\"\nlisten = [\"tcp://127.0.0.1:1\"]\n\
+                 [[app]]\nname = \"b\"\ncmd = \"x\"\nlisten = [\"tcp://127.0.0.1:1\"]\n\
+                 [[app]]\nname = \"c\"\ncmd = \"x\"\nlisten = [\"tcp://localhost:1\", 2, \"tcp://127.0.0.2:1\", \"tcp://127.0.0.2:1\"]\n\
+                 [[app]]\nname = \"d\"\ncmd = \"x\"\nlisten = \"tcp://127.0.0.1:2\"\n"
+            ),
+            [
+                "8:10: `tcp://127.0.0.1:1` of app `b` is already a `listen` address of app `a` (expected one app per listening address; its instances share it)",
+                "12:11: invalid `listen` address: `tcp://localhost:1`: `localhost:1` is not an IP address and port (host names are not resolved) (expected an address like \"tcp://127.0.0.1:3000\", \"tcp://[::]:3000\" or \"unix:///run/app.sock\")",
+                "12:32: invalid type for `listen`: found an integer (expected an address like \"tcp://127.0.0.1:3000\", \"tcp://[::]:3000\" or \"unix:///run/app.sock\")",
+                "12:56: `tcp://127.0.0.2:1` is listed twice",
+                "16:10: invalid type for `listen`: found a string (expected an array of addresses, each an address like \"tcp://127.0.0.1:3000\", \"tcp://[::]:3000\" or \"unix:///run/app.sock\")",
+            ]
         );
     }
 

@@ -52,14 +52,18 @@ pub struct SpawnError {
 }
 
 /// The steps the child can fail at, as written to the exec-status pipe.
-const STAGES: [&str; 6] = [
+const STAGES: [&str; 7] = [
     "setsid",
     "stdio",
     "chdir",
     "setgroups",
     "setgid/setuid",
     "exec",
+    "listen fds",
 ];
+
+/// The most listening sockets passed to one child (see `config::listen::MAX_LISTEN`).
+const MAX_LISTEN_FDS: usize = crate::config::listen::MAX_LISTEN;
 
 /// Fork and exec `spec`. The child leads a new session (and process group), gets
 /// `/dev/null` as stdin and pipes as stdout/stderr, dies with SIGKILL if supd's spawning
@@ -78,7 +82,16 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
             None => None,
         },
     };
+    if spec.listen_fds.len() > MAX_LISTEN_FDS {
+        let e = io::Error::new(io::ErrorKind::InvalidInput, "too many listening sockets");
+        return Err(fail("listen fds", e));
+    }
     let mut env = spec.env.clone();
+    if !spec.listen_fds.is_empty() {
+        env.insert("LISTEN_FDS".into(), spec.listen_fds.len().to_string());
+        // LISTEN_PID is added below: only the child knows its pid.
+        env.remove("LISTEN_PID");
+    }
     if let Some(c) = creds.as_ref().and_then(|c| c.user.as_ref()) {
         // What login(1) and systemd's User= set; an app's own env wins.
         env.entry("USER".into()).or_insert_with(|| c.name.clone());
@@ -102,7 +115,16 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         .map_err(|e| fail("exec", e))?;
     let cwd = cstring(spec.cwd.as_os_str().as_bytes()).map_err(|e| fail("chdir", e))?;
     let argv_ptrs = null_terminated(&argv);
-    let envp_ptrs = null_terminated(&envp);
+    let mut envp_ptrs = null_terminated(&envp);
+    // `LISTEN_PID=` and room for the digits the child writes (sd_listen_fds checks that it
+    // names the process itself).
+    let mut listen_pid = b"LISTEN_PID=".to_vec();
+    let digits_at = listen_pid.len();
+    listen_pid.resize(digits_at + 12, 0);
+    if !spec.listen_fds.is_empty() {
+        let at = envp_ptrs.len() - 1;
+        envp_ptrs.insert(at, listen_pid.as_ptr().cast());
+    }
 
     let devnull = File::open("/dev/null").map_err(|e| fail("stdin", e))?;
     let (out_r, out_w) = pipe().map_err(|e| fail("pipe", e))?;
@@ -121,6 +143,9 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         status: status_w.as_raw_fd(),
         parent,
         creds: creds.as_ref(),
+        listen: &spec.listen_fds,
+        // SAFETY: in bounds: the buffer has 12 bytes after `digits_at`.
+        listen_pid: unsafe { listen_pid.as_mut_ptr().add(digits_at) },
     };
     // SAFETY: the child branch only runs `ChildPlan::exec`, which makes async-signal-safe
     // libc calls on memory prepared above and never returns.
@@ -294,6 +319,10 @@ struct ChildPlan<'a> {
     status: i32,
     parent: i32,
     creds: Option<&'a Credentials>,
+    /// Listening sockets for fds 3, 4, ...
+    listen: &'a [i32],
+    /// Where the child writes its pid, NUL-terminated, after `LISTEN_PID=`.
+    listen_pid: *mut u8,
 }
 
 impl ChildPlan<'_> {
@@ -330,49 +359,104 @@ impl ChildPlan<'_> {
             {
                 self.fail(1);
             }
+            // The listening sockets become fds 3, 4, ...: first everything they could
+            // collide with (the sockets themselves, the exec-status pipe) moves above.
+            let n = self.listen.len();
+            let first_free = (3 + n) as libc::c_int;
+            let mut status = self.status;
+            if n > 0 {
+                status = libc::fcntl(self.status, libc::F_DUPFD_CLOEXEC, first_free);
+                if status < 0 {
+                    self.fail(6);
+                }
+                let mut moved = [0 as libc::c_int; MAX_LISTEN_FDS];
+                for (i, &fd) in self.listen.iter().enumerate() {
+                    moved[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, first_free);
+                    if moved[i] < 0 {
+                        report(status, 6);
+                    }
+                }
+                for (i, &fd) in moved[..n].iter().enumerate() {
+                    // dup2 clears close-on-exec on the new fd: these are inherited.
+                    if libc::dup2(fd, 3 + i as libc::c_int) < 0 {
+                        report(status, 6);
+                    }
+                }
+                write_decimal(self.listen_pid, libc::getpid() as u32);
+            }
             if libc::chdir(self.cwd.as_ptr()) < 0 {
-                self.fail(2);
+                report(status, 2);
             }
             if let Some(creds) = self.creds {
                 // setgroups and setgid first: after setuid we no longer may.
                 let groups: &[Gid] = &creds.groups;
                 if libc::setgroups(groups.len(), groups.as_ptr().cast()) < 0 {
-                    self.fail(3);
+                    report(status, 3);
                 }
                 if libc::setgid(creds.gid.as_raw()) < 0 {
-                    self.fail(4);
+                    report(status, 4);
                 }
                 if let Some(user) = &creds.user {
                     if libc::setuid(user.uid.as_raw()) < 0 {
-                        self.fail(4);
+                        report(status, 4);
                     }
                 }
             }
-            // Belt and braces over O_CLOEXEC everywhere: nothing but 0, 1, 2 reaches the
-            // app even if some library opened an fd without the flag. Errors are ignored:
-            // kernels before 5.11 lack the flag, and everything of ours is CLOEXEC anyway.
+            // Belt and braces over O_CLOEXEC everywhere: nothing but 0, 1, 2 (and the
+            // listening sockets) reaches the app even if some library opened an fd without
+            // the flag. Errors are ignored: kernels before 5.11 lack the flag, and
+            // everything of ours is CLOEXEC anyway.
             libc::syscall(
                 libc::SYS_close_range,
-                3 as libc::c_uint,
+                first_free as libc::c_uint,
                 libc::c_uint::MAX,
                 libc::CLOSE_RANGE_CLOEXEC,
             );
             libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr());
-            self.fail(5)
+            report(status, 5)
         }
     }
 
     /// Report step `stage` with the current errno to the parent and exit.
     fn fail(&self, stage: u32) -> ! {
-        // SAFETY: errno location, write and _exit are async-signal-safe; the buffer is on
-        // the stack.
-        unsafe {
-            let errno = *libc::__errno_location();
-            let mut buf = [0u8; 8];
-            buf[..4].copy_from_slice(&stage.to_ne_bytes());
-            buf[4..].copy_from_slice(&errno.to_ne_bytes());
-            libc::write(self.status, buf.as_ptr().cast(), buf.len());
-            libc::_exit(127)
+        report(self.status, stage)
+    }
+}
+
+/// Write step `stage` and the current errno to the exec-status pipe `status`, then exit.
+/// Runs in the forked child.
+fn report(status: i32, stage: u32) -> ! {
+    // SAFETY: errno location, write and _exit are async-signal-safe; the buffer is on
+    // the stack.
+    unsafe {
+        let errno = *libc::__errno_location();
+        let mut buf = [0u8; 8];
+        buf[..4].copy_from_slice(&stage.to_ne_bytes());
+        buf[4..].copy_from_slice(&errno.to_ne_bytes());
+        libc::write(status, buf.as_ptr().cast(), buf.len());
+        libc::_exit(127)
+    }
+}
+
+/// Write `n` in decimal at `at`, then a NUL: no allocation, so it may run in the child.
+///
+/// # Safety
+/// `at` must point to at least 11 writable bytes.
+unsafe fn write_decimal(at: *mut u8, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
         }
     }
+    for i in 0..len {
+        // SAFETY: i < len <= 10, within the caller's 11 bytes.
+        unsafe { *at.add(i) = digits[len - 1 - i] };
+    }
+    // SAFETY: len <= 10, so this is the 11th byte at most.
+    unsafe { *at.add(len) = 0 };
 }

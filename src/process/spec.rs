@@ -20,6 +20,9 @@ pub struct SpawnSpec {
     pub user: Option<String>,
     /// With this primary group (name or numeric gid).
     pub group: Option<String>,
+    /// Listening sockets to pass as fds 3, 4, ... with `LISTEN_FDS`, `LISTEN_PID` and
+    /// `LISTEN_FDNAMES` (systemd's socket activation). supd's own fds; set by the runtime.
+    pub listen_fds: Vec<std::os::fd::RawFd>,
 }
 
 impl SpawnSpec {
@@ -49,6 +52,7 @@ impl SpawnSpec {
             cwd: app.cwd.clone(),
             user: app.user.clone(),
             group: app.group.clone(),
+            listen_fds: Vec::new(),
         }
     }
 }

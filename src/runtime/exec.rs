@@ -26,6 +26,12 @@ impl Runtime {
                 if let Some(socket) = notify {
                     spec.env.insert("NOTIFY_SOCKET".into(), socket);
                 }
+                if let Some(fds) = self.listeners.get(&slot.app) {
+                    spec.listen_fds = fds.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+                    // systemd names a unit's sockets after the unit; here, the app.
+                    let names = vec![app.name.as_str(); fds.len()].join(":");
+                    spec.env.insert("LISTEN_FDNAMES".into(), names);
+                }
                 let name: Arc<str> = Arc::from(app.name.as_str());
                 let event = match process::spawn(&spec) {
                     Ok(child) => {

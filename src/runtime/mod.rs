@@ -8,6 +8,7 @@
 //! on the same thread, an exit can never be reaped before its spawn is registered.
 
 mod exec;
+mod listen;
 mod logview;
 mod probe;
 mod sampler;
@@ -121,6 +122,8 @@ struct Runtime {
     notify_tag: u64,
     /// supd's own `NOTIFY_SOCKET` (systemd `Type=notify`), told READY=1 and STOPPING=1.
     manager: Option<String>,
+    /// The `listen` sockets of each app that has some, bound once, by app position.
+    listeners: HashMap<usize, Vec<OwnedFd>>,
     exit: Option<i32>,
 }
 
@@ -133,6 +136,7 @@ impl Runtime {
                 config.supervisor.log_dir.display()
             )
         })?;
+        let listeners = listen::bind_all(&config)?;
         let (tx, requests) = mpsc::channel(64);
         if let Some(addr) = config.supervisor.http {
             let http = std::net::TcpListener::bind(addr)
@@ -199,6 +203,7 @@ impl Runtime {
             manager: std::env::var("NOTIFY_SOCKET")
                 .ok()
                 .filter(|s| !s.is_empty()),
+            listeners,
             exit: None,
         })
     }
@@ -279,6 +284,7 @@ impl Runtime {
             tokio::task::yield_now().await;
         }
         exec::sweep_adopted_orphans();
+        listen::remove_unix_sockets(&self.state);
         self.logs.finish(LOG_DRAIN).await;
         tracing::info!("supd exits with code {code}");
         code
