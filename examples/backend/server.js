@@ -5,10 +5,10 @@
 // logs one line per request on stdout, and stops gracefully on SIGTERM/SIGINT:
 // it stops accepting, lets in-flight requests finish, then exits 0.
 //
-// Port: PORT (default 3000) + SUP_INSTANCE (default 0), so instance 0 listens on 3000,
-// instance 1 on 3001, and so on. This is a stopgap: a later feature lets supd bind one
-// listening socket (`listen = [...]` in ecosystem.toml) and hand it to every instance,
-// so they all share port 3000; then this file will take the inherited fd (LISTEN_FDS).
+// Socket: with `listen = [...]` in ecosystem.toml supd binds the port once and every
+// instance inherits it as fd 3 (LISTEN_FDS, systemd's socket activation), so all the
+// instances share port 3000 and the kernel spreads the connections. Run alone, without
+// LISTEN_FDS, it listens on PORT (default 3000) + SUP_INSTANCE itself.
 'use strict';
 
 const http = require('http');
@@ -17,7 +17,11 @@ const http = require('http');
 const instance =
   Number.parseInt(process.env.SUP_INSTANCE ?? process.env.NODE_APP_INSTANCE ?? '0', 10) || 0;
 const basePort = Number.parseInt(process.env.PORT || '3000', 10);
-const port = basePort + instance;
+const inherited =
+  process.env.LISTEN_FDS === '1' && process.env.LISTEN_PID === String(process.pid);
+// `where` is what server.listen takes: the inherited fd, or a port of our own.
+const where = inherited ? { fd: 3 } : { port: basePort + instance };
+const port = inherited ? `${basePort} (shared, fd 3)` : basePort + instance;
 
 function log(message) {
   // supd prefixes every line with time and `backend:<instance>`; the pid tells restarts apart.
@@ -26,12 +30,12 @@ function log(message) {
 
 const server = http.createServer((req, res) => {
   const started = process.hrtime.bigint();
-  const body = JSON.stringify({ app: 'backend', instance, pid: process.pid });
+  const body = JSON.stringify({ app: 'backend', instance, pid: process.pid }) + '\n';
   res.writeHead(200, {
     'Content-Type': 'application/json',
     'Content-Length': Buffer.byteLength(body),
   });
-  res.end(body + '\n');
+  res.end(body);
   res.on('finish', () => {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     log(`${req.method} ${req.url} ${res.statusCode} ${ms.toFixed(1)}ms`);
@@ -43,7 +47,7 @@ server.on('error', (err) => {
   process.exit(1);
 });
 
-server.listen(port, () => {
+server.listen(where, () => {
   log(`instance ${instance} listening on port ${port} (NODE_ENV=${process.env.NODE_ENV || 'unset'})`);
 });
 
