@@ -442,3 +442,24 @@ fn instances_share_one_listening_socket_bound_by_supd() {
         r["restarts"] == 1 && r["pid"].is_number()
     });
 }
+
+#[test]
+fn a_hanging_exec_probe_is_killed_at_its_timeout_and_counts_as_failed() {
+    let sb = Sandbox::new();
+    let extra = "health = { exec = [\"sleep\", \"30\"], interval = \"50ms\", timeout = \"200ms\", failures = 2 }";
+    let d = sb.start(&sb.config(&kit_app("svc", &["sleep"], extra)));
+    d.wait_stderr("svc:0 health probe failed (timed out after 200ms); 1 of 2 in a row");
+    let row = d.wait_instance("svc", 0, "restarted by the probe", |r| {
+        r["restarts"].as_u64() >= Some(1)
+    });
+    assert_eq!(row["last_reason"], "probe");
+    // Both failed probes were killed and reaped before the restart (their results come
+    // from the reaper); only the new instance's probe may be running now.
+    let probes = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| c == b"sleep\x0030\x00")
+        .count();
+    assert!(probes <= 1, "{probes} probes still sleeping");
+}
