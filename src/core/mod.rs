@@ -748,22 +748,8 @@ impl Cx<'_> {
                 });
             }
             Command::Reload { app } => {
-                let slots = match view::resolve(self.state, app) {
-                    Ok(slots) if self.state.shutdown.is_none() => slots,
-                    Ok(_) => {
-                        self.fx.push(Effect::Reply {
-                            req,
-                            outcome: Err(shutting_down()),
-                        });
-                        return;
-                    }
-                    Err(error) => {
-                        self.fx.push(Effect::Reply {
-                            req,
-                            outcome: Err(error),
-                        });
-                        return;
-                    }
+                let Some(slots) = self.targets(req, app) else {
+                    return;
                 };
                 let mut goals = Vec::new();
                 for slot in slots {
@@ -815,28 +801,33 @@ impl Cx<'_> {
                 }
             }
             Command::Start { app } | Command::Stop { app } | Command::Restart { app } => {
-                let slots = match view::resolve(self.state, app) {
-                    Ok(slots) => slots,
-                    Err(error) => {
-                        self.fx.push(Effect::Reply {
-                            req,
-                            outcome: Err(error),
-                        });
-                        return;
-                    }
-                };
-                if self.state.shutdown.is_some() {
-                    self.fx.push(Effect::Reply {
-                        req,
-                        outcome: Err(shutting_down()),
-                    });
+                let Some(slots) = self.targets(req, app) else {
                     return;
-                }
+                };
                 let goals = slots
                     .into_iter()
                     .map(|slot| (slot, self.order(slot, &cmd)))
                     .collect();
                 self.state.pending.push(Pending { req, cmd, goals });
+            }
+        }
+    }
+
+    /// The slots an order names, or `None` after replying with why there are none (an
+    /// unknown target, or a shutdown under way: nothing may start then).
+    fn targets(&mut self, req: ReqId, target: &str) -> Option<Vec<Slot>> {
+        let outcome = match view::resolve(self.state, target) {
+            Ok(_) if self.state.shutdown.is_some() => Err(shutting_down()),
+            other => other,
+        };
+        match outcome {
+            Ok(slots) => Some(slots),
+            Err(error) => {
+                self.fx.push(Effect::Reply {
+                    req,
+                    outcome: Err(error),
+                });
+                None
             }
         }
     }
