@@ -359,27 +359,24 @@ mod tests {
     use crate::control::proto::{AppStatus, InstanceStatus, StateName, SupervisorInfo};
 
     fn status() -> Status {
-        let row = |index, pid: Option<i32>, ready| InstanceStatus {
-            index,
-            pid,
-            state: if pid.is_some() {
+        let row = |index, pid: Option<i32>, ready| {
+            let state = if pid.is_some() {
                 StateName::Online
             } else {
                 StateName::Backoff
-            },
-            ready,
-            restarts: 3,
-            last_reason: Some(Reason::Memory),
-            uptime_ms: pid.map(|_| 1500),
-            memory_bytes: pid.map(|_| 52_142_080),
-            cpu_percent: Some(1.5),
-            exit_code: None,
-            last_exit: None,
-            next_start_ms: None,
-            status_text: None,
-            main_pid: None,
-            cpu_seconds: pid.map(|_| 0.25),
-            restarts_by_reason: [(Reason::Memory, 2), (Reason::Crash, 1)].into(),
+            };
+            InstanceStatus {
+                pid,
+                ready,
+                restarts: 3,
+                last_reason: Some(Reason::Memory),
+                uptime_ms: pid.map(|_| 1500),
+                memory_bytes: pid.map(|_| 52_142_080),
+                cpu_percent: Some(1.5),
+                cpu_seconds: pid.map(|_| 0.25),
+                restarts_by_reason: [(Reason::Memory, 2), (Reason::Crash, 1)].into(),
+                ..InstanceStatus::blank(index, state)
+            }
         };
         Status {
             supervisor: SupervisorInfo {

@@ -264,6 +264,32 @@ pub struct InstanceStatus {
     pub restarts_by_reason: std::collections::BTreeMap<Reason, u32>,
 }
 
+#[cfg(test)]
+impl InstanceStatus {
+    /// A row with `index` and `state` and nothing else known: the base of test rows, so a
+    /// new field is added in one place.
+    pub(crate) fn blank(index: u32, state: StateName) -> InstanceStatus {
+        InstanceStatus {
+            index,
+            pid: None,
+            state,
+            ready: false,
+            restarts: 0,
+            last_reason: None,
+            uptime_ms: None,
+            memory_bytes: None,
+            cpu_percent: None,
+            exit_code: None,
+            last_exit: None,
+            next_start_ms: None,
+            status_text: None,
+            main_pid: None,
+            cpu_seconds: None,
+            restarts_by_reason: Default::default(),
+        }
+    }
+}
+
 /// Instance states (DESIGN §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -239,24 +239,7 @@ mod tests {
     use crate::control::proto::{Reason, SupervisorInfo};
 
     fn instance(index: u32, state: StateName) -> InstanceStatus {
-        InstanceStatus {
-            index,
-            pid: None,
-            state,
-            ready: false,
-            restarts: 0,
-            last_reason: None,
-            uptime_ms: None,
-            memory_bytes: None,
-            cpu_percent: None,
-            exit_code: None,
-            last_exit: None,
-            next_start_ms: None,
-            status_text: None,
-            main_pid: None,
-            cpu_seconds: None,
-            restarts_by_reason: Default::default(),
-        }
+        InstanceStatus::blank(index, state)
     }
 
     fn online(index: u32, pid: i32) -> InstanceStatus {
