@@ -9,18 +9,20 @@
 //! - [`logs`]: pipe readers, line framing, formatting, the writer thread.
 //! - [`control`]: the control protocol, its server in supd and its client in supctl.
 //! - [`schedule`]: `cron_restart` expressions and their next fire time; decides nothing.
+//! - [`probe`]: readiness plumbing: sd_notify sockets, HTTP and TCP probes.
 //! - [`monitor`]: /proc sampling of each instance's process tree (memory, CPU); decides nothing.
-//! - [`cluster`]: readiness plumbing: sd_notify sockets, HTTP and TCP probes.
 //! - [`http`]: the optional `/metrics`, `/healthz` and `/readyz` endpoint.
+//! - [`human`]: words for people (durations, how a process ended), used on both sides.
 #![warn(missing_docs)]
 
-pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod core;
 pub mod http;
+pub mod human;
 pub mod logs;
 pub mod monitor;
+pub mod probe;
 pub mod process;
 pub mod runtime;
 pub mod schedule;

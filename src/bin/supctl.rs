@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 use sup::control::client::{Client, ClientError};
-use sup::control::proto::{ActionResult, Command, ProtoError, Status, StreamName};
+use sup::control::proto::{ActionResult, Command, Flushed, Health, ProtoError, Status, StreamName};
 use sup::control::{render, socket_path};
 
 /// The daemon answered with an error.
@@ -211,8 +211,14 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
 
     // An unhealthy answer is still an answer; its exit code is what a HEALTHCHECK reads.
-    let unhealthy = matches!(cli.verb, Verb::Health)
-        && reply.data.as_ref().is_some_and(|d| d["healthy"] != true);
+    let health = match &cli.verb {
+        Verb::Health => match reply.data_as::<Health>() {
+            Ok(health) => Some(health),
+            Err(err) => return Ok(bad_data(cli, &path, err)),
+        },
+        _ => None,
+    };
+    let unhealthy = health.as_ref().is_some_and(|h| !h.healthy);
     if cli.json {
         // The data as the daemon sent it, not re-read through our types: fields a newer
         // supd adds must reach scripts. No data at all is an empty object, still JSON.
@@ -240,21 +246,16 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Verb::Shutdown => "every app stopped; supd is exiting\n".to_owned(),
         Verb::Logs { .. } => "log files reopened\n".to_owned(),
         Verb::Health if unhealthy => {
-            let problems = reply.data.as_ref().and_then(|d| d["problems"].as_array());
-            for problem in problems.into_iter().flatten().filter_map(Value::as_str) {
+            for problem in health.iter().flat_map(|h| &h.problems) {
                 complain(problem);
             }
             return Ok(ExitCode::from(EXIT_DAEMON_ERROR));
         }
         Verb::Health => "healthy\n".to_owned(),
-        Verb::Flush { .. } => {
-            let apps = reply
-                .data
-                .as_ref()
-                .and_then(|d| d["flushed"].as_array().cloned());
-            let names: Vec<&str> = apps.iter().flatten().filter_map(Value::as_str).collect();
-            format!("flushed the logs of {}\n", names.join(", "))
-        }
+        Verb::Flush { .. } => match reply.data_as::<Flushed>() {
+            Ok(flushed) => format!("flushed the logs of {}\n", flushed.flushed.join(", ")),
+            Err(err) => return Ok(bad_data(cli, &path, err)),
+        },
     };
     print(&text)?;
     Ok(ExitCode::SUCCESS)

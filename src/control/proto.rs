@@ -352,6 +352,27 @@ impl Reason {
     }
 }
 
+/// `data` of `shutdown`, once every app is stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopped {
+    /// Always true: the reply comes only once everything is stopped.
+    pub stopped: bool,
+}
+
+/// `data` of `flush`: the apps whose log files were emptied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flushed {
+    /// App names.
+    pub flushed: Vec<String>,
+}
+
+/// `data` of `reopen`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reopened {
+    /// Always true: every log file was closed and opened again.
+    pub reopened: bool,
+}
+
 /// `data` of `start`, `stop`, `restart`: the targeted instances once the order completed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionResult {

@@ -1,9 +1,9 @@
 //! Effects: orders the core gives; the runtime performs them and decides nothing.
 
 use super::event::{ProbeKind, ReqId, Timer};
+use super::order::{Answer, Refusal, Stream};
 use super::state::{Gen, Slot, Time};
 use crate::config::Signal;
-use crate::control::proto::{ErrorBody, Status, StreamName};
 
 /// The level of a [`Effect::Log`] line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,20 +55,13 @@ pub enum Effect {
         /// What.
         timer: Timer,
     },
-    /// The terminal reply to a request.
+    /// The terminal reply to a request. The runtime adds what only it measures (log
+    /// lines, memory of a tree no limit samples) to a status before sending it.
     Reply {
         /// The request.
         req: ReqId,
         /// Its outcome.
-        outcome: Result<serde_json::Value, ErrorBody>,
-    },
-    /// The terminal reply to a `status` request; the runtime adds what only it measures
-    /// (log lines dropped) before sending.
-    ReplyStatus {
-        /// The request.
-        req: ReqId,
-        /// The status as the core sees it.
-        status: Status,
+        outcome: Result<Answer, Refusal>,
     },
     /// Send the logs of `query` to request `req`; the runtime streams and answers.
     ShowLogs {
@@ -134,7 +127,7 @@ pub struct LogQuery {
     /// One instance of that app.
     pub index: Option<u32>,
     /// Only stdout or only stderr.
-    pub stream: Option<StreamName>,
+    pub stream: Option<Stream>,
     /// How many past records first.
     pub lines: u32,
     /// Then keep following.

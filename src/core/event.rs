@@ -1,7 +1,7 @@
 //! Events: facts that happened, fed to [`super::handle`] by the runtime.
 
+use super::order::Order;
 use super::state::{Gen, Slot, Time};
-use crate::control::proto::Command;
 
 /// An id the runtime gives each control request, so a reply finds its connection.
 pub type ReqId = u64;
@@ -19,6 +19,22 @@ impl ExitStatus {
     /// A clean exit: code 0.
     pub fn success(self) -> bool {
         self == ExitStatus::Code(0)
+    }
+
+    /// The exit code, when it exited with one.
+    pub fn code(self) -> Option<i32> {
+        match self {
+            ExitStatus::Code(code) => Some(code),
+            ExitStatus::Signal(_) => None,
+        }
+    }
+
+    /// "exited with code 1", "killed by SIGKILL".
+    pub fn describe(self) -> String {
+        match self {
+            ExitStatus::Code(code) => crate::human::exited(code),
+            ExitStatus::Signal(signal) => crate::human::killed(signal),
+        }
     }
 }
 
@@ -155,7 +171,7 @@ pub enum Event {
         /// Where the reply goes.
         req: ReqId,
         /// What was asked.
-        cmd: Command,
+        order: Order,
     },
     /// The instances of an app were measured (answering [`super::Effect::Sample`]).
     Sampled {

@@ -2,9 +2,9 @@
 //! and what an sd_notify message changes. Part of [`super::handle`]; time is an argument.
 
 use super::event::{Notice, ProbeKind, Timer};
+use super::state::Reason;
 use super::state::{AfterStop, Gen, Phase, Slot};
 use super::{human, Cx, Effect, Level};
-use crate::control::proto::Reason;
 
 impl Cx<'_> {
     /// Generation `gen` was just spawned: arm its ready deadline and first probe, or, for
@@ -53,7 +53,7 @@ impl Cx<'_> {
         };
         *ready = true;
         let label = self.state.label(slot);
-        let after = human(now.saturating_sub(since));
+        let after = human::duration(now.saturating_sub(since));
         self.log(
             Level::Info,
             format!("{label} is ready after {after} ({how})"),
@@ -154,7 +154,7 @@ impl Cx<'_> {
         let uptime = self.now.saturating_sub(since);
         let label = self.state.label(slot);
         let (what, timeout) = match &self.state.apps[slot.app].config.ready {
-            Some(r) => (r.check.kind(), human(r.timeout)),
+            Some(r) => (r.check.kind(), human::duration(r.timeout)),
             None => return,
         };
         self.log(

@@ -4,8 +4,37 @@
 use std::time::Duration;
 
 use super::event::{ExitStatus, ReqId};
+use super::order::Order;
 use crate::config::{App as AppConfig, Config};
-use crate::control::proto::{Command, Reason};
+
+/// Why an instance was replaced (DESIGN §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// It exited or was killed on its own (or could not be spawned).
+    Crash,
+    /// It passed its memory limit.
+    Memory,
+    /// Its cron schedule fired.
+    Cron,
+    /// Its health probe failed.
+    Probe,
+    /// Someone asked (`restart`).
+    Manual,
+    /// A rolling reload.
+    Reload,
+}
+
+impl Reason {
+    /// Every reason, in the order of DESIGN §5.
+    pub const ALL: [Reason; 6] = [
+        Reason::Crash,
+        Reason::Memory,
+        Reason::Cron,
+        Reason::Probe,
+        Reason::Manual,
+        Reason::Reload,
+    ];
+}
 
 /// Monotonic time since supd started. The core never reads a clock: time is an argument.
 pub type Time = Duration;
@@ -221,7 +250,7 @@ pub struct Pending {
     /// The request.
     pub req: ReqId,
     /// What it asked (for the reply's wording and data).
-    pub cmd: Command,
+    pub order: Order,
     /// Each slot and what it must reach.
     pub goals: Vec<(Slot, Goal)>,
 }

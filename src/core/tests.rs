@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::view::{InstanceView, StateName};
 use super::*;
 use crate::config::{App, Config, RestartMode, Supervisor};
-use crate::control::proto::{Command, ErrorKind, Reason, StateName};
 
 struct H {
     state: State,
@@ -160,7 +160,6 @@ impl H {
                 );
             }
             Effect::Reply { req, .. }
-            | Effect::ReplyStatus { req, .. }
             | Effect::ShowLogs { req, .. }
             | Effect::FlushLogs { req, .. }
             | Effect::ReopenLogs { req } => {
@@ -208,14 +207,14 @@ impl H {
         })
     }
 
-    fn request(&mut self, cmd: Command) -> (ReqId, Vec<Effect>) {
+    fn request(&mut self, order: Order) -> (ReqId, Vec<Effect>) {
         let req = self.next_req;
         self.next_req += 1;
-        (req, self.send(Event::Request { req, cmd }))
+        (req, self.send(Event::Request { req, order }))
     }
 
-    fn status_of(&self, s: Slot) -> crate::control::proto::InstanceStatus {
-        view::instance_status(&self.state, s, self.now).expect("slot")
+    fn status_of(&self, s: Slot) -> InstanceView {
+        view::instance(&self.state, s, self.now).expect("slot")
     }
 }
 
@@ -241,14 +240,19 @@ fn signals(fx: &[Effect]) -> Vec<i32> {
         .collect()
 }
 
-fn reply(fx: &[Effect], req: ReqId) -> Option<Result<serde_json::Value, ErrorBody>> {
+fn reply(fx: &[Effect], req: ReqId) -> Option<Result<Answer, Refusal>> {
     fx.iter().find_map(|e| match e {
         Effect::Reply { req: r, outcome } if *r == req => Some(outcome.clone()),
-        Effect::ReplyStatus { req: r, status } if *r == req => {
-            Some(Ok(serde_json::to_value(status).expect("json")))
-        }
         _ => None,
     })
+}
+
+/// The instances an answer to start/stop/restart/reload/scale/signal carries, by app.
+fn instances(answer: &Answer) -> Vec<&[InstanceView]> {
+    match answer {
+        Answer::Instances(apps) => apps.iter().map(|a| a.instances.as_slice()).collect(),
+        other => panic!("not an instances answer: {other:?}"),
+    }
 }
 
 fn spawned(fx: &[Effect]) -> usize {
@@ -289,7 +293,7 @@ fn crash_backs_off_doubling_then_restarts_with_reason_crash() {
         )]
     );
     assert_eq!(h.status_of(S0).state, StateName::Backoff);
-    assert_eq!(h.status_of(S0).next_start_ms, Some(100));
+    assert_eq!(h.status_of(S0).next_start, Some(ms(100)));
     // A stale timer (wrong time) does nothing.
     h.at(50);
     assert_eq!(
@@ -468,7 +472,7 @@ fn stop_escalates_to_sigkill_and_replies_once_stopped() {
     a.kill_timeout = ms(500);
     let mut h = H::one(a);
     h.at(100);
-    let (req, fx) = h.request(Command::Stop { app: "a".into() });
+    let (req, fx) = h.request(Order::Stop { app: "a".into() });
     assert_eq!(signals(&fx), vec![2]);
     assert_eq!(reply(&fx, req), None, "no reply while stopping");
     assert_eq!(h.status_of(S0).state, StateName::Stopping);
@@ -479,7 +483,7 @@ fn stop_escalates_to_sigkill_and_replies_once_stopped() {
     h.at(601);
     let fx = h.exit(S0, ExitStatus::Signal(9));
     let out = reply(&fx, req).expect("reply").expect("ok");
-    assert_eq!(out["apps"][0]["instances"][0]["state"], "stopped");
+    assert_eq!(instances(&out)[0][0].state, StateName::Stopped);
     assert_eq!(h.phase(S0), Phase::Stopped);
     // The kill timer of a finished stop is ignored.
     assert!(signals(&h.send(Event::Timer(Timer::Kill { slot: S0, gen }))).is_empty());
@@ -493,7 +497,7 @@ fn restart_replaces_the_process_and_replies_after_the_new_one_runs() {
     a.instances = 2;
     let mut h = H::one(a);
     let old = h.pid(S0);
-    let (req, fx) = h.request(Command::Restart { app: "a:0".into() });
+    let (req, fx) = h.request(Order::Restart { app: "a:0".into() });
     assert_eq!(signals(&fx), vec![15]);
     assert!(
         matches!(h.phase(slot(0, 1)), Phase::Online { .. }),
@@ -503,10 +507,7 @@ fn restart_replaces_the_process_and_replies_after_the_new_one_runs() {
     let fx = h.exit(S0, ExitStatus::Signal(15));
     let out = reply(&fx, req).expect("reply").expect("ok");
     assert_ne!(h.pid(S0), old);
-    assert_eq!(
-        out["apps"][0]["instances"].as_array().map(|a| a.len()),
-        Some(1)
-    );
+    assert_eq!(instances(&out)[0].len(), 1);
     let st = h.status_of(S0);
     assert_eq!((st.restarts, st.last_reason), (1, Some(Reason::Manual)));
 }
@@ -516,10 +517,10 @@ fn restart_or_start_of_a_waiting_slot_spawns_at_once() {
     let mut h = H::one(app("a"));
     h.at(10);
     h.exit(S0, ExitStatus::Code(1));
-    let (req, fx) = h.request(Command::Restart { app: "all".into() });
+    let (req, fx) = h.request(Order::Restart { app: "all".into() });
     assert_eq!(spawned(&fx), 1);
     assert!(reply(&fx, req).expect("reply").is_ok());
-    let (req, fx) = h.request(Command::Start { app: "a".into() });
+    let (req, fx) = h.request(Order::Start { app: "a".into() });
     assert_eq!(spawned(&fx), 0, "already online");
     assert!(reply(&fx, req).expect("reply").is_ok());
 }
@@ -527,8 +528,8 @@ fn restart_or_start_of_a_waiting_slot_spawns_at_once() {
 #[test]
 fn start_while_stopping_starts_again_afterwards() {
     let mut h = H::one(app("a"));
-    let (stop, _) = h.request(Command::Stop { app: "a".into() });
-    let (start, _) = h.request(Command::Start { app: "a".into() });
+    let (stop, _) = h.request(Order::Stop { app: "a".into() });
+    let (start, _) = h.request(Order::Start { app: "a".into() });
     h.at(30);
     let fx = h.exit(S0, ExitStatus::Signal(15));
     assert_eq!(spawned(&fx), 1);
@@ -591,13 +592,13 @@ fn shutdown_stops_everything_then_replies_and_exits_zero() {
     h.send(Event::Boot);
     h.at(10);
     h.exit(slot(0, 2), ExitStatus::Code(1)); // in backoff during the shutdown
-    let (req, fx) = h.request(Command::Shutdown);
+    let (req, fx) = h.request(Order::Shutdown);
     assert_eq!(signals(&fx), vec![15, 15]);
     assert_eq!(h.phase(slot(0, 2)), Phase::Stopped);
-    let (late, fx) = h.request(Command::Restart { app: "a".into() });
+    let (late, fx) = h.request(Order::Restart { app: "a".into() });
     assert_eq!(
         reply(&fx, late).expect("reply").map_err(|e| e.kind),
-        Err(ErrorKind::ShuttingDown)
+        Err(RefusalKind::ShuttingDown)
     );
     h.exit(slot(0, 0), ExitStatus::Signal(15));
     let fx = h.exit(slot(0, 1), ExitStatus::Code(0));
@@ -637,7 +638,7 @@ fn shutdown_with_nothing_running_exits_at_once() {
     a.autostart = false;
     let mut h = H::new(vec![a]);
     h.send(Event::Boot);
-    let (req, fx) = h.request(Command::Shutdown);
+    let (req, fx) = h.request(Order::Shutdown);
     assert!(reply(&fx, req).is_some());
     assert_eq!(fx.last(), Some(&Effect::Exit { code: 0 }));
 }
@@ -646,40 +647,19 @@ fn shutdown_with_nothing_running_exits_at_once() {
 fn unknown_targets_get_error_replies() {
     let mut h = H::one(app("web"));
     for (target, kind) in [
-        ("api", ErrorKind::UnknownApp),
-        ("web:1", ErrorKind::UnknownInstance),
-        ("web:x", ErrorKind::UnknownInstance),
+        ("api", RefusalKind::UnknownApp),
+        ("web:1", RefusalKind::UnknownInstance),
+        ("web:x", RefusalKind::UnknownInstance),
     ] {
-        let (req, fx) = h.request(Command::Restart { app: target.into() });
+        let (req, fx) = h.request(Order::Restart { app: target.into() });
         let err = reply(&fx, req).expect("reply").expect_err("error");
         assert_eq!(err.kind, kind, "{target}");
     }
-    let (req, fx) = h.request(Command::Status {
+    let (req, fx) = h.request(Order::Status {
         app: Some("nope".into()),
     });
     let err = reply(&fx, req).expect("reply").expect_err("error");
     assert_eq!(err.message, "no app named `nope` (apps: web)");
-}
-
-#[test]
-fn status_has_the_contract_shape() {
-    let mut h = H::one(app("backend"));
-    h.at(3000);
-    let (req, fx) = h.request(Command::Status { app: None });
-    let v = reply(&fx, req).expect("reply").expect("ok");
-    assert_eq!(v["supervisor"]["pid"], 41);
-    assert_eq!(v["supervisor"]["uptime_ms"], 3000);
-    assert_eq!(v["supervisor"]["config"], "/etc/sup/ecosystem.toml");
-    let i = &v["apps"][0]["instances"][0];
-    assert_eq!(v["apps"][0]["name"], "backend");
-    assert_eq!(i["index"], 0);
-    assert_eq!(i["pid"], 101);
-    assert_eq!(i["state"], "online");
-    assert_eq!(i["ready"], true);
-    assert_eq!(i["restarts"], 0);
-    assert_eq!(i["last_reason"], serde_json::Value::Null);
-    assert_eq!(i["uptime_ms"], 3000);
-    assert!(i.get("memory_bytes").is_some() && i.get("cpu_percent").is_some());
 }
 
 #[test]
@@ -736,7 +716,7 @@ autostart = false
         .filter(|s| s.app == 0)
         .all(|s| h.phase(s).pid().is_some()));
     assert_eq!(h.phase(slot(1, 0)), Phase::Stopped);
-    let (_, fx) = h.request(Command::Stop {
+    let (_, fx) = h.request(Order::Stop {
         app: "web:2".into(),
     });
     assert_eq!(signals(&fx), vec![2]);
@@ -750,7 +730,7 @@ autostart = false
             }
         )]
     );
-    let (req, fx) = h.request(Command::Start { app: "job".into() });
+    let (req, fx) = h.request(Order::Start { app: "job".into() });
     assert!(reply(&fx, req).expect("reply").is_ok());
     h.at(10);
     h.exit(slot(1, 0), ExitStatus::Code(0));
@@ -763,7 +743,7 @@ fn logs_requests_name_what_to_show_and_unknown_targets_are_refused() {
     a.instances = 2;
     let mut h = H::new(vec![a, app("db")]);
     h.send(Event::Boot);
-    let logs = |app: Option<&str>| Command::Logs {
+    let logs = |app: Option<&str>| Order::Logs {
         app: app.map(str::to_string),
         lines: 5,
         follow: true,
@@ -789,9 +769,9 @@ fn logs_requests_name_what_to_show_and_unknown_targets_are_refused() {
     let (req, fx) = h.request(logs(Some("web:7")));
     assert_eq!(
         reply(&fx, req).expect("reply").map_err(|e| e.kind),
-        Err(ErrorKind::UnknownInstance)
+        Err(RefusalKind::UnknownInstance)
     );
-    let (req, fx) = h.request(Command::Flush { app: None });
+    let (req, fx) = h.request(Order::Flush { app: None });
     assert!(fx.contains(&Effect::FlushLogs {
         req,
         apps: vec!["web".into(), "db".into()]
@@ -994,15 +974,19 @@ fn health_counts_only_what_should_run() {
     manual.autostart = false;
     let mut h = H::new(vec![app("web"), manual]);
     h.send(Event::Boot);
-    let (req, fx) = h.request(Command::Health);
-    let v = reply(&fx, req).expect("reply").expect("ok");
-    assert_eq!(v["healthy"], true, "{v}");
+    let (req, fx) = h.request(Order::Health);
+    let Answer::Health(v) = reply(&fx, req).expect("reply").expect("ok") else {
+        panic!("not a health answer")
+    };
+    assert!(v.healthy, "{v:?}");
     h.at(10);
     h.exit(S0, ExitStatus::Code(2));
-    let (req, fx) = h.request(Command::Health);
-    let v = reply(&fx, req).expect("reply").expect("ok");
-    assert_eq!(v["healthy"], false);
-    assert_eq!(v["problems"][0], "web:0 is backoff (exited with code 2)");
+    let (req, fx) = h.request(Order::Health);
+    let Answer::Health(v) = reply(&fx, req).expect("reply").expect("ok") else {
+        panic!("not a health answer")
+    };
+    assert!(!v.healthy);
+    assert_eq!(v.problems[0], "web:0 is backoff (exited with code 2)");
 }
 
 fn probes(fx: &[Effect]) -> Vec<(Slot, crate::core::ProbeKind)> {
@@ -1224,10 +1208,12 @@ fn notify_ready_status_and_stopping() {
         notice: notice(false, true, None),
     });
     assert!(!h.status_of(S0).ready, "STOPPING=1: no longer ready");
-    let (req, fx) = h.request(Command::Health);
-    let v = reply(&fx, req).expect("reply").expect("ok");
+    let (req, fx) = h.request(Order::Health);
+    let Answer::Health(v) = reply(&fx, req).expect("reply").expect("ok") else {
+        panic!("not a health answer")
+    };
     assert_eq!(
-        v["problems"][0],
+        v.problems[0],
         "d:0 is online but not ready (it said STOPPING=1)"
     );
 }
@@ -1241,7 +1227,7 @@ fn reload_rolls_one_ready_replacement_at_a_time_and_answers_at_the_end() {
         probe_done(&mut h, slot(0, i), Ready, true);
     }
     h.at(100);
-    let (req, fx) = h.request(Command::Reload { app: "web".into() });
+    let (req, fx) = h.request(Order::Reload { app: "web".into() });
     assert_eq!(signals(&fx).len(), 1, "max_unavailable = 1");
     for index in 0..3u32 {
         let s = slot(0, index);
@@ -1262,10 +1248,7 @@ fn reload_rolls_one_ready_replacement_at_a_time_and_answers_at_the_end() {
             assert!(reply(&fx, req).is_none());
         } else {
             let data = reply(&fx, req).expect("answered").expect("ok");
-            assert_eq!(
-                data["apps"][0]["instances"].as_array().map(Vec::len),
-                Some(3)
-            );
+            assert_eq!(Some(instances(&data)[0].len()), Some(3));
         }
     }
 }
@@ -1275,10 +1258,10 @@ fn reload_leaves_stopped_instances_and_answers_at_once_when_nothing_runs() {
     let mut a = app("web");
     a.autostart = false;
     let mut h = H::one(a);
-    let (req, fx) = h.request(Command::Reload { app: "web".into() });
+    let (req, fx) = h.request(Order::Reload { app: "web".into() });
     assert!(spawned(&fx) == 0 && signals(&fx).is_empty());
     assert!(reply(&fx, req).expect("answered").is_ok());
-    let (req, fx) = h.request(Command::Reload { app: "nope".into() });
+    let (req, fx) = h.request(Order::Reload { app: "nope".into() });
     assert!(reply(&fx, req).expect("answered").is_err());
 }
 
@@ -1289,8 +1272,8 @@ fn signal_reaches_the_leader_of_each_running_instance() {
     let mut h = H::one(a);
     h.at(10);
     h.exit(slot(0, 1), ExitStatus::Code(1));
-    let (req, fx) = h.request(Command::Signal {
-        signal: "HUP".into(),
+    let (req, fx) = h.request(Order::Signal {
+        signal: Signal(libc::SIGHUP),
         app: "web".into(),
     });
     let sent: Vec<(Slot, i32, i32)> = fx
@@ -1308,14 +1291,6 @@ fn signal_reaches_the_leader_of_each_running_instance() {
         "web:1 is backing off"
     );
     assert!(reply(&fx, req).expect("answered").is_ok());
-    let (req, fx) = h.request(Command::Signal {
-        signal: "SIGNOPE".into(),
-        app: "web".into(),
-    });
-    let error = reply(&fx, req)
-        .expect("answered")
-        .expect_err("unknown signal");
-    assert!(error.message.contains("SIGNOPE"), "{}", error.message);
 }
 
 #[test]
@@ -1323,7 +1298,7 @@ fn scale_starts_new_slots_and_stops_the_highest_ones() {
     let mut a = app("web");
     a.instances = 2;
     let mut h = H::one(a);
-    let (req, fx) = h.request(Command::Scale {
+    let (req, fx) = h.request(Order::Scale {
         app: "web".into(),
         instances: 4,
     });
@@ -1331,14 +1306,11 @@ fn scale_starts_new_slots_and_stops_the_highest_ones() {
     let data = reply(&fx, req)
         .expect("answered once they run")
         .expect("ok");
-    assert_eq!(
-        data["apps"][0]["instances"].as_array().map(Vec::len),
-        Some(4)
-    );
+    assert_eq!(Some(instances(&data)[0].len()), Some(4));
     let st = h.status_of(slot(0, 3));
     assert_eq!((st.state, st.restarts), (StateName::Online, 0));
     h.at(10);
-    let (req, fx) = h.request(Command::Scale {
+    let (req, fx) = h.request(Order::Scale {
         app: "web".into(),
         instances: 1,
     });
@@ -1350,10 +1322,7 @@ fn scale_starts_new_slots_and_stops_the_highest_ones() {
     }
     let fx = h.exit(slot(0, 3), ExitStatus::Signal(15));
     let data = reply(&fx, req).expect("answered").expect("ok");
-    assert_eq!(
-        data["apps"][0]["instances"].as_array().map(Vec::len),
-        Some(1)
-    );
+    assert_eq!(Some(instances(&data)[0].len()), Some(1));
     let status = crate::core::view::status(&h.state, None, h.now).expect("status");
     assert_eq!(
         status.apps[0].instances.len(),
@@ -1362,7 +1331,7 @@ fn scale_starts_new_slots_and_stops_the_highest_ones() {
     );
     // Back up: the old slot comes back with a newer generation than any of its events.
     let old_gen = h.gen(slot(0, 3));
-    let (_, fx) = h.request(Command::Scale {
+    let (_, fx) = h.request(Order::Scale {
         app: "web".into(),
         instances: 4,
     });
@@ -1374,7 +1343,7 @@ fn scale_starts_new_slots_and_stops_the_highest_ones() {
         ("web:0", 1),
         ("web", crate::core::MAX_SCALE + 1),
     ] {
-        let (req, fx) = h.request(Command::Scale {
+        let (req, fx) = h.request(Order::Scale {
             app: app.into(),
             instances: n,
         });
@@ -1387,7 +1356,7 @@ fn a_shutdown_waits_for_slots_scaled_away_but_still_stopping() {
     let mut a = app("web");
     a.instances = 2;
     let mut h = H::one(a);
-    h.request(Command::Scale {
+    h.request(Order::Scale {
         app: "web".into(),
         instances: 1,
     });

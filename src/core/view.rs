@@ -1,29 +1,130 @@
-//! What `status` shows: pure functions from [`State`] to the protocol's status rows, and
-//! the resolution of `APP`, `APP:N` and `all` to slots.
+//! What `status` and `health` show, as the core sees it: pure functions from [`State`] to
+//! views (the runtime turns them into the wire's rows), and the resolution of `APP`,
+//! `APP:N` and `all` to slots.
 
-use super::event::ExitStatus;
-use super::state::{LastExit, Phase, Slot, State, Time};
-use crate::control::proto::{
-    AppStatus, ErrorBody, ErrorKind, Health, InstanceStatus, StateName, Status, SupervisorInfo,
-};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::order::{Refusal, RefusalKind};
+use super::state::{LastExit, Phase, Reason, Slot, State, Time};
+
+/// An instance's state, by DESIGN §5's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateName {
+    /// Spawned, not yet ready.
+    Starting,
+    /// Running (and ready).
+    Online,
+    /// Told to stop; waiting for its process group to be gone.
+    Stopping,
+    /// Stopped by request (or never started).
+    Stopped,
+    /// Waiting to restart after a failure.
+    Backoff,
+    /// Gave up after `max_restarts` failures in a row.
+    Errored,
+    /// Finished and not restarted by policy.
+    Exited,
+}
+
+impl StateName {
+    /// The name as DESIGN §5 spells it (`"backoff"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateName::Starting => "starting",
+            StateName::Online => "online",
+            StateName::Stopping => "stopping",
+            StateName::Stopped => "stopped",
+            StateName::Backoff => "backoff",
+            StateName::Errored => "errored",
+            StateName::Exited => "exited",
+        }
+    }
+}
+
+/// The whole status, or the apps and instances asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusView {
+    /// supd's pid.
+    pub pid: i32,
+    /// supd's version.
+    pub version: String,
+    /// Time since supd started.
+    pub uptime: Duration,
+    /// The config file.
+    pub config: String,
+    /// The apps, in config order.
+    pub apps: Vec<AppView>,
+}
+
+/// One app and the instances asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppView {
+    /// The app's name.
+    pub name: String,
+    /// The instances, by index.
+    pub instances: Vec<InstanceView>,
+}
+
+/// One instance as the core knows it (what only the runtime measures is not here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceView {
+    /// 0-based index.
+    pub index: u32,
+    /// The leader, when a process exists.
+    pub pid: Option<i32>,
+    /// Its state.
+    pub state: StateName,
+    /// Online, ready, and it has not said `STOPPING=1`.
+    pub ready: bool,
+    /// Restarts since supd started, and by reason.
+    pub restarts: u32,
+    /// Why it last restarted.
+    pub last_reason: Option<Reason>,
+    /// Restarts by reason.
+    pub restarts_by_reason: BTreeMap<Reason, u32>,
+    /// How long the current process has run.
+    pub uptime: Option<Duration>,
+    /// In `backoff` or `errored`: time until the next attempt.
+    pub next_start: Option<Duration>,
+    /// The last memory sample of the live process tree.
+    pub memory_bytes: Option<u64>,
+    /// The last CPU sample of the live process tree.
+    pub cpu_percent: Option<f64>,
+    /// The exit code of the last run, when it exited with one.
+    pub exit_code: Option<i32>,
+    /// How the last process ended, for people.
+    pub last_exit: Option<String>,
+    /// The live process's last sd_notify `STATUS=` and `MAINPID=`.
+    pub status_text: Option<String>,
+    /// See `status_text`.
+    pub main_pid: Option<i32>,
+}
+
+/// `health`: whether every instance that should run is online and ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthView {
+    /// Nothing is wrong.
+    pub healthy: bool,
+    /// One line per instance that is not as it should be.
+    pub problems: Vec<String>,
+}
 
 /// The full status, or one app's / instance's (`filter`: `None`, `all`, `APP`, `APP:N`).
-pub fn status(state: &State, filter: Option<&str>, now: Time) -> Result<Status, ErrorBody> {
+pub fn status(state: &State, filter: Option<&str>, now: Time) -> Result<StatusView, Refusal> {
     let slots = match filter {
         None => state.slots().collect(),
         Some(target) => resolve(state, target)?,
     };
-    Ok(Status {
-        supervisor: SupervisorInfo {
-            pid: state.info.pid,
-            version: state.info.version.clone(),
-            uptime_ms: now.as_millis() as u64,
-            config: state.info.config.clone(),
-        },
+    Ok(StatusView {
+        pid: state.info.pid,
+        version: state.info.version.clone(),
+        uptime: now,
+        config: state.info.config.clone(),
         apps: if filter.is_none() || filter == Some("all") {
             // Every app, even one with zero slots selected, so a script sees them all.
             (0..state.apps.len())
-                .map(|app| app_status(state, app, &slots, now))
+                .map(|app| app_view(state, app, &slots, now))
                 .collect()
         } else {
             apps(state, &slots, now)
@@ -32,32 +133,28 @@ pub fn status(state: &State, filter: Option<&str>, now: Time) -> Result<Status, 
 }
 
 /// The apps that own `slots`, each with only those instances, in config order.
-pub fn apps(state: &State, slots: &[Slot], now: Time) -> Vec<AppStatus> {
+pub fn apps(state: &State, slots: &[Slot], now: Time) -> Vec<AppView> {
     let mut ids: Vec<usize> = slots.iter().map(|s| s.app).collect();
     ids.sort_unstable();
     ids.dedup();
     ids.into_iter()
-        .map(|app| app_status(state, app, slots, now))
+        .map(|app| app_view(state, app, slots, now))
         .collect()
 }
 
-fn app_status(state: &State, app: usize, slots: &[Slot], now: Time) -> AppStatus {
-    AppStatus {
+fn app_view(state: &State, app: usize, slots: &[Slot], now: Time) -> AppView {
+    AppView {
         name: state.apps[app].config.name.clone(),
         instances: slots
             .iter()
             .filter(|s| s.app == app)
-            .filter_map(|&s| instance_status(state, s, now))
+            .filter_map(|&s| instance(state, s, now))
             .collect(),
-        // Only the runtime knows; it fills this in before replying.
-        log_dropped: 0,
-        log_lines: 0,
-        next_cron: None,
     }
 }
 
-/// One status row.
-pub fn instance_status(state: &State, slot: Slot, now: Time) -> Option<InstanceStatus> {
+/// One instance's view.
+pub fn instance(state: &State, slot: Slot, now: Time) -> Option<InstanceView> {
     let inst = state.instance(slot)?;
     let (name, uptime, next) = match inst.phase {
         Phase::Spawning { .. } => (StateName::Starting, None, None),
@@ -83,17 +180,12 @@ pub fn instance_status(state: &State, slot: Slot, now: Time) -> Option<InstanceS
         ),
     };
     let (exit_code, last_exit) = match &inst.last_exit {
-        Some(LastExit::Status(status)) => (
-            match status {
-                ExitStatus::Code(code) => Some(*code),
-                ExitStatus::Signal(_) => None,
-            },
-            Some(super::describe_status(*status)),
-        ),
+        Some(LastExit::Status(status)) => (status.code(), Some(status.describe())),
         Some(LastExit::SpawnFailed(error)) => (None, Some(format!("spawn failed: {error}"))),
         None => (None, None),
     };
-    Some(InstanceStatus {
+    let live = inst.phase.is_live();
+    Some(InstanceView {
         index: slot.index,
         pid: inst.phase.pid(),
         state: name,
@@ -101,27 +193,20 @@ pub fn instance_status(state: &State, slot: Slot, now: Time) -> Option<InstanceS
         ready: matches!(inst.phase, Phase::Online { ready: true, .. }) && !inst.notice.stopping,
         restarts: inst.restarts,
         last_reason: inst.last_reason,
-        uptime_ms: uptime.map(|d| d.as_millis() as u64),
-        memory_bytes: inst
-            .usage
-            .filter(|_| inst.phase.is_live())
-            .map(|u| u.rss_bytes),
-        cpu_percent: inst
-            .usage
-            .filter(|_| inst.phase.is_live())
-            .and_then(|u| u.cpu_percent),
+        restarts_by_reason: inst.restarts_by.clone(),
+        uptime,
+        next_start: next,
+        memory_bytes: inst.usage.filter(|_| live).map(|u| u.rss_bytes),
+        cpu_percent: inst.usage.filter(|_| live).and_then(|u| u.cpu_percent),
         exit_code,
         last_exit,
-        next_start_ms: next.map(|d| d.as_millis() as u64),
-        status_text: inst.notice.status.clone().filter(|_| inst.phase.is_live()),
-        main_pid: inst.notice.main_pid.filter(|_| inst.phase.is_live()),
-        cpu_seconds: None,
-        restarts_by_reason: inst.restarts_by.clone(),
+        status_text: inst.notice.status.clone().filter(|_| live),
+        main_pid: inst.notice.main_pid.filter(|_| live),
     })
 }
 
 /// `all`, `APP` or `APP:N` → the slots it names.
-pub fn resolve(state: &State, target: &str) -> Result<Vec<Slot>, ErrorBody> {
+pub fn resolve(state: &State, target: &str) -> Result<Vec<Slot>, Refusal> {
     if target == "all" {
         return Ok(state.slots().collect());
     }
@@ -129,46 +214,44 @@ pub fn resolve(state: &State, target: &str) -> Result<Vec<Slot>, ErrorBody> {
         Some((name, n)) => match n.parse::<u32>() {
             Ok(i) => (name, Some(i)),
             Err(_) => {
-                return Err(ErrorBody {
-                    kind: ErrorKind::UnknownInstance,
-                    message: format!("`{n}` in `{target}` is not an instance index"),
-                })
+                return Err(Refusal::new(
+                    RefusalKind::UnknownInstance,
+                    format!("`{n}` in `{target}` is not an instance index"),
+                ))
             }
         },
         None => (target, None),
     };
     let Some(app) = state.apps.iter().position(|a| a.config.name == name) else {
         let known: Vec<&str> = state.apps.iter().map(|a| a.config.name.as_str()).collect();
-        return Err(ErrorBody {
-            kind: ErrorKind::UnknownApp,
-            message: if known.is_empty() {
-                format!("no app named `{name}` (no apps are configured)")
-            } else {
-                format!("no app named `{name}` (apps: {})", known.join(", "))
-            },
-        });
+        let message = if known.is_empty() {
+            format!("no app named `{name}` (no apps are configured)")
+        } else {
+            format!("no app named `{name}` (apps: {})", known.join(", "))
+        };
+        return Err(Refusal::new(RefusalKind::UnknownApp, message));
     };
     let count = state.apps[app].count;
     match index {
         None => Ok((0..count).map(|index| Slot { app, index }).collect()),
         Some(index) if index < count => Ok(vec![Slot { app, index }]),
-        Some(index) => Err(ErrorBody {
-            kind: ErrorKind::UnknownInstance,
-            message: format!("`{name}` has {count} instances (0..{count}); there is no {index}"),
-        }),
+        Some(index) => Err(Refusal::new(
+            RefusalKind::UnknownInstance,
+            format!("`{name}` has {count} instances (0..{count}); there is no {index}"),
+        )),
     }
 }
 
 /// `health`: every instance that should run is online and ready. Instances stopped on
 /// purpose (`stop`, `autostart = false`) and runs finished by policy (`exited`) are not
 /// expected to run; anything starting, stopping, backing off or errored is a problem.
-pub fn health(state: &State, now: Time) -> Health {
+pub fn health(state: &State, now: Time) -> HealthView {
     let mut problems = Vec::new();
     if state.shutdown.is_some() {
         problems.push("supd is shutting down".to_string());
     }
     for slot in state.slots() {
-        let Some(row) = instance_status(state, slot, now) else {
+        let Some(row) = instance(state, slot, now) else {
             continue;
         };
         let fine = matches!(row.state, StateName::Stopped | StateName::Exited)
@@ -177,16 +260,13 @@ pub fn health(state: &State, now: Time) -> Health {
             let state_name = match row.state {
                 // Ready once, then said STOPPING=1.
                 StateName::Online => "online but not ready (it said STOPPING=1)".to_string(),
-                other => serde_json::to_value(other)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                other => other.as_str().to_string(),
             };
             let why = row.last_exit.map(|e| format!(" ({e})")).unwrap_or_default();
             problems.push(format!("{} is {state_name}{why}", state.label(slot)));
         }
     }
-    Health {
+    HealthView {
         healthy: problems.is_empty(),
         problems,
     }

@@ -5,7 +5,14 @@ use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::core::ExitStatus;
+/// How a reaped child ended, as `waitpid` reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// This signal killed it.
+    Signal(i32),
+}
 
 /// Make supd the reaper of every orphaned descendant, so that grandchildren of an instance
 /// come back to it (and can be killed and reaped) instead of escaping to init.
@@ -14,15 +21,13 @@ pub fn become_subreaper() -> nix::Result<()> {
 }
 
 /// Reap every child that has exited, without blocking.
-pub fn reap_all() -> Vec<(i32, ExitStatus)> {
+pub fn reap_all() -> Vec<(i32, Exit)> {
     let mut reaped = Vec::new();
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => {
-                reaped.push((pid.as_raw(), ExitStatus::Code(code)))
-            }
+            Ok(WaitStatus::Exited(pid, code)) => reaped.push((pid.as_raw(), Exit::Code(code))),
             Ok(WaitStatus::Signaled(pid, signal, _core)) => {
-                reaped.push((pid.as_raw(), ExitStatus::Signal(signal as i32)))
+                reaped.push((pid.as_raw(), Exit::Signal(signal as i32)))
             }
             Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
             // Stop/continue reports need WUNTRACED/WCONTINUED, which are not asked for.

@@ -4,7 +4,8 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 
 use super::{Proc, Runtime};
-use crate::core::{Effect, Event, Level};
+use crate::control::proto::{self, ErrorBody, ErrorKind};
+use crate::core::{Answer, Effect, Event, Level};
 use crate::logs::{Stream, StreamMeta};
 use crate::process::{self, SpawnSpec};
 
@@ -104,8 +105,11 @@ impl Runtime {
             }
             Effect::Probe { slot, gen, kind } => self.probe(slot, gen, kind),
             Effect::SetTimer { at, timer } => self.timers.push(Reverse((at, timer))),
-            Effect::Reply { req, outcome } => self.reply(req, outcome),
-            Effect::ReplyStatus { req, mut status } => {
+            Effect::Reply {
+                req,
+                outcome: Ok(Answer::Status(view)),
+            } => {
+                let mut status = super::wire::status(view);
                 let wall = std::time::SystemTime::now();
                 for app in &mut status.apps {
                     app.log_dropped = self.logs.dropped(&app.name);
@@ -121,6 +125,12 @@ impl Runtime {
                         .map(rfc3339);
                 }
                 self.reply_status(req, status);
+            }
+            Effect::Reply { req, outcome } => {
+                let outcome = outcome
+                    .map(super::wire::answer)
+                    .map_err(super::wire::refusal);
+                self.reply(req, outcome);
             }
             Effect::ArmCron { app } => {
                 let wall = std::time::SystemTime::now();
@@ -166,10 +176,10 @@ impl Runtime {
                     }
                     let outcome = if failed.is_empty() {
                         tracing::info!("flushed the logs of {}", apps.join(", "));
-                        Ok(serde_json::json!({ "flushed": apps }))
+                        Ok(json(proto::Flushed { flushed: apps }))
                     } else {
-                        Err(crate::control::proto::ErrorBody {
-                            kind: crate::control::proto::ErrorKind::LogIo,
+                        Err(ErrorBody {
+                            kind: ErrorKind::LogIo,
                             message: format!("could not flush {}", failed.join("; ")),
                         })
                     };
@@ -178,7 +188,7 @@ impl Runtime {
             }
             Effect::ReopenLogs { req } => {
                 self.logs.reopen();
-                self.reply(req, Ok(serde_json::json!({ "reopened": true })));
+                self.reply(req, Ok(json(proto::Reopened { reopened: true })));
             }
             Effect::Log { level, message } => match level {
                 Level::Info => tracing::info!("{message}"),
@@ -193,7 +203,7 @@ impl Runtime {
 impl Runtime {
     /// Fill in memory and CPU for the running instances no memory limit samples (measured
     /// now, off the loop), then reply.
-    fn reply_status(&mut self, req: crate::core::ReqId, mut status: crate::control::proto::Status) {
+    fn reply_status(&mut self, req: crate::core::ReqId, mut status: proto::Status) {
         let pids: Vec<i32> = status
             .apps
             .iter()
@@ -204,9 +214,7 @@ impl Runtime {
             return;
         };
         if pids.is_empty() {
-            let _ = responder
-                .reply
-                .send(Ok(serde_json::to_value(status).unwrap_or_default()));
+            let _ = responder.reply.send(Ok(json(status)));
             return;
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -231,22 +239,21 @@ impl Runtime {
                     }
                 }
             }
-            let _ = responder
-                .reply
-                .send(Ok(serde_json::to_value(status).unwrap_or_default()));
+            let _ = responder.reply.send(Ok(json(status)));
         });
     }
 
-    fn reply(
-        &mut self,
-        req: crate::core::ReqId,
-        outcome: Result<serde_json::Value, crate::control::proto::ErrorBody>,
-    ) {
+    fn reply(&mut self, req: crate::core::ReqId, outcome: Result<serde_json::Value, ErrorBody>) {
         if let Some(responder) = self.replies.remove(&req) {
             // The client may have gone away; nothing to do then.
             let _ = responder.reply.send(outcome);
         }
     }
+}
+
+/// Reply data from a protocol type, which holds nothing serde_json could fail on.
+fn json<T: serde::Serialize>(data: T) -> serde_json::Value {
+    serde_json::to_value(data).unwrap_or_default()
 }
 
 /// A wall-clock time as `2026-11-23T03:00:00.000Z`.
@@ -261,10 +268,11 @@ fn rfc3339(time: std::time::SystemTime) -> String {
 
 /// At exit: processes that escaped their instance's group (a daemon that called setsid)
 /// were re-parented to supd when their parent died. Kill them rather than leave them
-/// running unsupervised once supd is gone, then reap them.
-pub(super) fn sweep_adopted_orphans() {
+/// running unsupervised once supd is gone, then reap them: woken by SIGCHLD, for at most
+/// a second (one stuck in uninterruptible sleep is left to init).
+pub(super) async fn sweep_adopted_orphans(chld: &mut tokio::signal::unix::Signal) {
     let me = std::process::id() as i32;
-    let children = children_of(me);
+    let mut children = children_of(me);
     if children.is_empty() {
         return;
     }
@@ -279,13 +287,21 @@ pub(super) fn sweep_adopted_orphans() {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
-    // SIGKILL is not ignorable, so the children become zombies promptly; reap them.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    while std::time::Instant::now() < deadline && !children_of(me).is_empty() {
-        process::reaper::reap_all();
-        std::thread::yield_now();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let reaped: Vec<i32> = process::reaper::reap_all()
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .collect();
+        children.retain(|pid| !reaped.contains(pid));
+        if children.is_empty() {
+            return;
+        }
+        tokio::select! {
+            _ = chld.recv() => {}
+            _ = tokio::time::sleep_until(deadline) => return,
+        }
     }
-    process::reaper::reap_all();
 }
 
 /// Pids whose parent is `ppid`, from /proc.

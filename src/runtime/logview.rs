@@ -5,8 +5,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use super::Responder;
-use crate::control::proto::StreamName;
-use crate::core::LogQuery;
+use crate::core::{self, LogQuery};
 use crate::logs::{self, Filter, Logs, Record, Stream};
 
 /// Records per streamed reply: big enough to move a flood, small enough to stay prompt.
@@ -19,8 +18,8 @@ pub(super) fn show(logs: &Logs, apps: &[String], query: LogQuery, responder: Res
         app: query.app.clone(),
         index: query.index,
         stream: query.stream.map(|s| match s {
-            StreamName::Out => Stream::Out,
-            StreamName::Err => Stream::Err,
+            core::Stream::Out => Stream::Out,
+            core::Stream::Err => Stream::Err,
         }),
     };
     // Subscribe before reading the files, so nothing written in between is missed; the

@@ -12,6 +12,7 @@ mod listen;
 mod logview;
 mod probe;
 mod sampler;
+mod wire;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -26,8 +27,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Config;
 use crate::control::proto::ErrorBody;
 use crate::control::server::{self, ControlRequest};
-use crate::core::{self, Event, Gen, ReqId, Slot, State, Time, Timer};
+use crate::core::{self, Event, ExitStatus, Gen, ReqId, Slot, State, Time, Timer};
 use crate::logs::{AppLog, Logs};
+use crate::process::reaper::Exit;
 
 /// How long supd waits, after the last instance is gone, for log pipes held by stray
 /// descendants to reach EOF before it exits anyway.
@@ -74,7 +76,7 @@ enum Inner {
     Notify {
         slot: Slot,
         pid: Option<i32>,
-        message: crate::cluster::notify::Message,
+        message: crate::probe::notify::Message,
     },
     /// The exec probe `pid` reached its timeout.
     ProbeTimeout { pid: i32 },
@@ -272,8 +274,16 @@ impl Runtime {
                 Some(request) = self.requests.recv() => {
                     let req = self.next_req;
                     self.next_req += 1;
-                    self.replies.insert(req, Responder { reply: request.reply, stream: request.stream });
-                    self.dispatch(Event::Request { req, cmd: request.cmd });
+                    let responder = Responder { reply: request.reply, stream: request.stream };
+                    match wire::order(request.cmd) {
+                        Ok(order) => {
+                            self.replies.insert(req, responder);
+                            self.dispatch(Event::Request { req, order });
+                        }
+                        Err(error) => {
+                            let _ = responder.reply.send(Err(error));
+                        }
+                    }
                 }
                 _ = sleep => self.fire_timers(),
             }
@@ -283,7 +293,7 @@ impl Runtime {
         for _ in 0..8 {
             tokio::task::yield_now().await;
         }
-        exec::sweep_adopted_orphans();
+        exec::sweep_adopted_orphans(&mut chld).await;
         listen::remove_unix_sockets(&self.state);
         self.logs.finish(LOG_DRAIN).await;
         tracing::info!("supd exits with code {code}");
@@ -293,7 +303,7 @@ impl Runtime {
     /// Tell supd's own service manager, if it runs under one that listens.
     fn tell_manager(&self, text: &str) {
         if let Some(socket) = &self.manager {
-            if let Err(e) = crate::cluster::notify::tell_manager(socket, text) {
+            if let Err(e) = crate::probe::notify::tell_manager(socket, text) {
                 tracing::warn!("cannot notify the service manager at {socket}: {e}");
             }
         }
@@ -331,7 +341,11 @@ impl Runtime {
     /// were reaped in the same pass, so the group check sees them gone).
     fn reap(&mut self) {
         let mut leaders = Vec::new();
-        for (pid, status) in crate::process::reaper::reap_all() {
+        for (pid, exit) in crate::process::reaper::reap_all() {
+            let status = match exit {
+                Exit::Code(code) => ExitStatus::Code(code),
+                Exit::Signal(signal) => ExitStatus::Signal(signal),
+            };
             match self.procs.remove(&pid) {
                 Some(proc) => leaders.push((pid, proc, status)),
                 None if self.probe_reaped(pid, status) => {}

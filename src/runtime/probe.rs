@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use super::{Inner, Runtime};
-use crate::cluster::{notify, ready};
 use crate::config::{App, Check};
 use crate::core::{Event, ExitStatus, Gen, Notice, ProbeKind, Slot};
+use crate::probe::{notify, ready};
 use crate::process::{self, SpawnSpec};
 
 /// An exec probe not yet reaped.
@@ -121,10 +121,10 @@ impl Runtime {
             (Some(error), _) => (false, format!("cannot run: {error}")),
             _ if p.timed_out => (
                 false,
-                format!("timed out after {}", crate::core::human(p.timeout)),
+                format!("timed out after {}", crate::human::duration(p.timeout)),
             ),
             (None, ExitStatus::Code(0)) => (true, "exit code 0".to_string()),
-            (None, status) => (false, crate::core::describe_status(status)),
+            (None, status) => (false, status.describe()),
         };
         self.dispatch(Event::ProbeDone {
             slot: p.slot,

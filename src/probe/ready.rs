@@ -62,7 +62,10 @@ async fn bounded(
 ) -> Outcome {
     match tokio::time::timeout(timeout, attempt).await {
         Ok(outcome) => outcome,
-        Err(_) => Err(format!("timed out after {}", crate::core::human(timeout))),
+        Err(_) => Err(format!(
+            "timed out after {}",
+            crate::human::duration(timeout)
+        )),
     }
 }
 

@@ -1,0 +1,196 @@
+//! Control requests: what each order does to the slots it names, and the one terminal
+//! answer each gets once its slots reach their goals. Part of [`super::handle`].
+
+use super::*;
+
+impl Cx<'_> {
+    pub(super) fn on_request(&mut self, req: ReqId, order: Order) {
+        let now = self.now;
+        match &order {
+            Order::Status { app } => {
+                let outcome = view::status(self.state, app.as_deref(), now).map(Answer::Status);
+                self.reply(req, outcome);
+            }
+            Order::Logs {
+                app,
+                lines,
+                follow,
+                stream,
+            } => {
+                let target = app.as_deref().filter(|a| *a != "all");
+                let query = |app: Option<String>, index: Option<u32>| LogQuery {
+                    app,
+                    index,
+                    stream: *stream,
+                    lines: *lines,
+                    follow: *follow,
+                };
+                match target.map(|t| (t, view::resolve(self.state, t))) {
+                    None => self.fx.push(Effect::ShowLogs {
+                        req,
+                        query: query(None, None),
+                    }),
+                    Some((_, Err(error))) => self.reply(req, Err(error)),
+                    Some((target, Ok(slots))) => {
+                        // `app` names every instance; `app:N` exactly one.
+                        let first = slots.first().copied();
+                        let name = first.map(|s| self.state.apps[s.app].config.name.clone());
+                        let index = first.filter(|_| target.contains(':')).map(|s| s.index);
+                        self.fx.push(Effect::ShowLogs {
+                            req,
+                            query: query(name, index),
+                        });
+                    }
+                }
+            }
+            Order::Flush { app } => {
+                match view::resolve(self.state, app.as_deref().unwrap_or("all")) {
+                    Ok(slots) => {
+                        let mut apps: Vec<String> = slots
+                            .iter()
+                            .map(|s| self.state.apps[s.app].config.name.clone())
+                            .collect();
+                        apps.dedup();
+                        self.fx.push(Effect::FlushLogs { req, apps });
+                    }
+                    Err(error) => self.reply(req, Err(error)),
+                }
+            }
+            Order::Reopen => self.fx.push(Effect::ReopenLogs { req }),
+            Order::Health => {
+                let health = view::health(self.state, now);
+                self.reply(req, Ok(Answer::Health(health)));
+            }
+            Order::Reload { app } => self.reload(req, app, &order),
+            Order::Scale { app, instances } => self.scale(req, &order, app, *instances),
+            Order::Signal { signal, app } => {
+                let outcome = view::resolve(self.state, app).map(|slots| {
+                    for &slot in &slots {
+                        if let Phase::Online { pid, gen, .. } = self.inst(slot).phase {
+                            let signal = *signal;
+                            self.fx.push(Effect::SignalLeader {
+                                slot,
+                                gen,
+                                pid,
+                                signal,
+                            });
+                        }
+                    }
+                    Answer::Instances(view::apps(self.state, &slots, now))
+                });
+                self.reply(req, outcome);
+            }
+            Order::Shutdown => {
+                self.begin_shutdown();
+                if let Some(shutdown) = self.state.shutdown.as_mut() {
+                    shutdown.waiting.push(req);
+                }
+            }
+            Order::Start { app } | Order::Stop { app } | Order::Restart { app } => {
+                let Some(slots) = self.targets(req, app) else {
+                    return;
+                };
+                let goals = slots
+                    .into_iter()
+                    .map(|slot| (slot, self.order(slot, &order)))
+                    .collect();
+                self.state.pending.push(Pending { req, order, goals });
+            }
+        }
+    }
+
+    /// The one terminal reply to `req`.
+    pub(super) fn reply(&mut self, req: ReqId, outcome: Result<Answer, Refusal>) {
+        self.fx.push(Effect::Reply { req, outcome });
+    }
+
+    /// The slots an order names, or `None` after replying with why there are none (an
+    /// unknown target, or a shutdown under way: nothing may start then).
+    pub(super) fn targets(&mut self, req: ReqId, target: &str) -> Option<Vec<Slot>> {
+        let outcome = match view::resolve(self.state, target) {
+            Ok(_) if self.state.shutdown.is_some() => Err(Refusal::shutting_down()),
+            other => other,
+        };
+        match outcome {
+            Ok(slots) => Some(slots),
+            Err(error) => {
+                self.reply(req, Err(error));
+                None
+            }
+        }
+    }
+
+    /// Carry out start/stop/restart on one slot; returns the goal that completes it.
+    pub(super) fn order(&mut self, slot: Slot, order: &Order) -> Goal {
+        let phase = self.inst(slot).phase;
+        let gen = self.inst(slot).gen;
+        match order {
+            Order::Stop { .. } => {
+                self.stop(slot, AfterStop::Stop);
+                Goal::Gone(gen)
+            }
+            Order::Start { .. } => match phase {
+                Phase::Online { .. } | Phase::Spawning { .. } => Goal::Reached(gen),
+                Phase::Stopping { then, .. } => {
+                    if then == AfterStop::Stop || matches!(then, AfterStop::Policy { .. }) {
+                        self.stop(slot, AfterStop::Start);
+                    }
+                    Goal::Reached(gen + 1)
+                }
+                _ => {
+                    self.stop(slot, AfterStop::Start);
+                    Goal::Reached(gen + 1)
+                }
+            },
+            _ => {
+                self.stop(slot, AfterStop::Restart(Reason::Manual));
+                Goal::Reached(gen + 1)
+            }
+        }
+    }
+
+    /// Answer every pending request whose slots reached their goals.
+    pub(super) fn settle_pending(&mut self) {
+        let now = self.now;
+        let mut i = 0;
+        while i < self.state.pending.len() {
+            let pending = &self.state.pending[i];
+            let done = pending.goals.iter().all(|&(slot, goal)| {
+                let Some(inst) = self.state.instance(slot) else {
+                    return true;
+                };
+                match goal {
+                    Goal::Gone(gen) => inst.gen > gen || !inst.phase.is_live(),
+                    Goal::Reached(gen) => inst.gen >= gen && !in_transition(inst.phase),
+                    Goal::Replaced(gen) => {
+                        (inst.gen > gen && !in_transition(inst.phase))
+                            || matches!(
+                                inst.phase,
+                                Phase::Stopped | Phase::Exited | Phase::Errored { .. }
+                            )
+                    }
+                }
+            });
+            if done {
+                let pending = self.state.pending.remove(i);
+                let slots: Vec<Slot> = match &pending.order {
+                    // The app as it is now, not the slots scaled away.
+                    Order::Scale { app, .. } => view::resolve(self.state, app).unwrap_or_default(),
+                    _ => pending.goals.iter().map(|(s, _)| *s).collect(),
+                };
+                let answer = Answer::Instances(view::apps(self.state, &slots, now));
+                self.reply(pending.req, Ok(answer));
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Spawned but not ready yet, or stopping: a request waiting on the slot waits on.
+fn in_transition(phase: Phase) -> bool {
+    matches!(
+        phase,
+        Phase::Spawning { .. } | Phase::Online { ready: false, .. } | Phase::Stopping { .. }
+    )
+}

@@ -1,0 +1,267 @@
+//! Between the wire and the core: a control [`Command`] becomes a core [`Order`]; the
+//! core's answers, refusals and views become the protocol's replies and status rows. Pure
+//! mapping; the wire's names are fixed by DESIGN §6, the core's are its own.
+
+use crate::control::proto::{
+    self, ActionResult, AppStatus, Command, ErrorBody, ErrorKind, Health, InstanceStatus,
+    StateName as WireState, Status, StreamName, SupervisorInfo,
+};
+use crate::core::view::{AppView, HealthView, InstanceView, StateName, StatusView};
+use crate::core::{Answer, Order, Reason, Refusal, RefusalKind, Stream};
+
+/// The order a command gives, or the error reply for a command the core cannot take as
+/// it stands (a signal name that does not exist).
+pub(super) fn order(command: Command) -> Result<Order, ErrorBody> {
+    Ok(match command {
+        Command::Status { app } => Order::Status { app },
+        Command::Start { app } => Order::Start { app },
+        Command::Stop { app } => Order::Stop { app },
+        Command::Restart { app } => Order::Restart { app },
+        Command::Reload { app } => Order::Reload { app },
+        Command::Scale { app, instances } => Order::Scale { app, instances },
+        Command::Signal { signal, app } => {
+            let signal =
+                crate::config::units::parse_signal(&signal).map_err(|message| ErrorBody {
+                    kind: ErrorKind::BadRequest,
+                    message,
+                })?;
+            Order::Signal { signal, app }
+        }
+        Command::Shutdown => Order::Shutdown,
+        Command::Logs {
+            app,
+            lines,
+            follow,
+            stream,
+        } => Order::Logs {
+            app,
+            lines,
+            follow,
+            stream: stream.map(|s| match s {
+                StreamName::Out => Stream::Out,
+                StreamName::Err => Stream::Err,
+            }),
+        },
+        Command::Flush { app } => Order::Flush { app },
+        Command::Reopen => Order::Reopen,
+        Command::Health => Order::Health,
+    })
+}
+
+/// A refusal as the wire's error.
+pub(super) fn refusal(refusal: Refusal) -> ErrorBody {
+    ErrorBody {
+        kind: match refusal.kind {
+            RefusalKind::BadRequest => ErrorKind::BadRequest,
+            RefusalKind::UnknownApp => ErrorKind::UnknownApp,
+            RefusalKind::UnknownInstance => ErrorKind::UnknownInstance,
+            RefusalKind::ShuttingDown => ErrorKind::ShuttingDown,
+        },
+        message: refusal.message,
+    }
+}
+
+/// An answer other than a status (which the runtime completes first) as reply data.
+pub(super) fn answer(answer: Answer) -> serde_json::Value {
+    let value = match answer {
+        Answer::Status(view) => serde_json::to_value(status(view)),
+        Answer::Instances(apps) => serde_json::to_value(ActionResult {
+            apps: apps.into_iter().map(app).collect(),
+        }),
+        Answer::Health(view) => serde_json::to_value(health(view)),
+        Answer::Stopped => serde_json::to_value(proto::Stopped { stopped: true }),
+    };
+    // These types hold only strings, numbers and string-keyed maps: serde_json cannot fail.
+    value.unwrap_or_default()
+}
+
+/// The status rows of a core status view; what only the runtime measures is left empty.
+pub(super) fn status(view: StatusView) -> Status {
+    Status {
+        supervisor: SupervisorInfo {
+            pid: view.pid,
+            version: view.version,
+            uptime_ms: view.uptime.as_millis() as u64,
+            config: view.config,
+        },
+        apps: view.apps.into_iter().map(app).collect(),
+    }
+}
+
+fn app(view: AppView) -> AppStatus {
+    AppStatus {
+        name: view.name,
+        instances: view.instances.into_iter().map(instance).collect(),
+        log_dropped: 0,
+        log_lines: 0,
+        next_cron: None,
+    }
+}
+
+fn instance(view: InstanceView) -> InstanceStatus {
+    InstanceStatus {
+        index: view.index,
+        pid: view.pid,
+        state: state_name(view.state),
+        ready: view.ready,
+        restarts: view.restarts,
+        last_reason: view.last_reason.map(reason),
+        uptime_ms: view.uptime.map(|d| d.as_millis() as u64),
+        memory_bytes: view.memory_bytes,
+        cpu_percent: view.cpu_percent,
+        exit_code: view.exit_code,
+        last_exit: view.last_exit,
+        next_start_ms: view.next_start.map(|d| d.as_millis() as u64),
+        status_text: view.status_text,
+        main_pid: view.main_pid,
+        cpu_seconds: None,
+        restarts_by_reason: view
+            .restarts_by_reason
+            .into_iter()
+            .map(|(r, n)| (reason(r), n))
+            .collect(),
+    }
+}
+
+fn health(view: HealthView) -> Health {
+    Health {
+        healthy: view.healthy,
+        problems: view.problems,
+    }
+}
+
+/// A restart reason by its wire name.
+pub(super) fn reason(reason: Reason) -> proto::Reason {
+    match reason {
+        Reason::Crash => proto::Reason::Crash,
+        Reason::Memory => proto::Reason::Memory,
+        Reason::Cron => proto::Reason::Cron,
+        Reason::Probe => proto::Reason::Probe,
+        Reason::Manual => proto::Reason::Manual,
+        Reason::Reload => proto::Reason::Reload,
+    }
+}
+
+fn state_name(state: StateName) -> WireState {
+    match state {
+        StateName::Starting => WireState::Starting,
+        StateName::Online => WireState::Online,
+        StateName::Stopping => WireState::Stopping,
+        StateName::Stopped => WireState::Stopped,
+        StateName::Backoff => WireState::Backoff,
+        StateName::Errored => WireState::Errored,
+        StateName::Exited => WireState::Exited,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_and_reason_keeps_its_wire_name() {
+        let states = [
+            StateName::Starting,
+            StateName::Online,
+            StateName::Stopping,
+            StateName::Stopped,
+            StateName::Backoff,
+            StateName::Errored,
+            StateName::Exited,
+        ];
+        for state in states {
+            let wire = serde_json::to_value(state_name(state)).expect("json");
+            assert_eq!(wire, state.as_str());
+        }
+        for r in Reason::ALL {
+            let wire = serde_json::to_value(reason(r)).expect("json");
+            assert_eq!(wire, reason(r).as_str());
+        }
+        assert_eq!(Reason::ALL.len(), proto::Reason::ALL.len());
+    }
+
+    /// A booted core with one app, its status asked at `at_ms` and answered as data.
+    fn status_data(at_ms: u64) -> serde_json::Value {
+        let config = crate::config::Config {
+            path: "/etc/sup/ecosystem.toml".into(),
+            supervisor: crate::config::Supervisor {
+                socket: None,
+                log_dir: "/tmp".into(),
+                shutdown_timeout: std::time::Duration::from_secs(30),
+                http: None,
+            },
+            apps: vec![crate::core::test_app("backend")],
+        };
+        let mut state = crate::core::State::new(&config, 41, "0.1.0");
+        let zero = std::time::Duration::ZERO;
+        for effect in crate::core::handle(&mut state, crate::core::Event::Boot, zero) {
+            if let crate::core::Effect::Spawn { slot, gen } = effect {
+                let spawned = crate::core::Event::Spawned {
+                    slot,
+                    gen,
+                    pid: 101,
+                };
+                crate::core::handle(&mut state, spawned, zero);
+            }
+        }
+        let order = order(Command::Status { app: None }).expect("order");
+        let request = crate::core::Event::Request { req: 1, order };
+        let now = std::time::Duration::from_millis(at_ms);
+        let effects = crate::core::handle(&mut state, request, now);
+        let Some(crate::core::Effect::Reply {
+            outcome: Ok(Answer::Status(view)),
+            ..
+        }) = effects.into_iter().next()
+        else {
+            panic!("no status answer");
+        };
+        serde_json::to_value(status(view)).expect("json")
+    }
+
+    #[test]
+    fn status_has_the_contract_shape() {
+        let v = status_data(3000);
+        assert_eq!(v["supervisor"]["pid"], 41);
+        assert_eq!(v["supervisor"]["uptime_ms"], 3000);
+        assert_eq!(v["supervisor"]["config"], "/etc/sup/ecosystem.toml");
+        let i = &v["apps"][0]["instances"][0];
+        assert_eq!(v["apps"][0]["name"], "backend");
+        assert_eq!(i["index"], 0);
+        assert_eq!(i["pid"], 101);
+        assert_eq!(i["state"], "online");
+        assert_eq!(i["ready"], true);
+        assert_eq!(i["restarts"], 0);
+        assert_eq!(i["last_reason"], serde_json::Value::Null);
+        assert_eq!(i["uptime_ms"], 3000);
+        assert!(i.get("memory_bytes").is_some() && i.get("cpu_percent").is_some());
+    }
+
+    #[test]
+    fn a_bad_signal_is_a_bad_request_before_the_core_sees_it() {
+        let command = Command::Signal {
+            signal: "SIGNOPE".into(),
+            app: "web".into(),
+        };
+        let error = order(command).expect_err("unknown signal");
+        assert_eq!(error.kind, ErrorKind::BadRequest);
+        assert!(error.message.contains("SIGNOPE"), "{}", error.message);
+        let command = Command::Signal {
+            signal: "HUP".into(),
+            app: "web".into(),
+        };
+        assert!(matches!(order(command), Ok(Order::Signal { .. })));
+    }
+
+    #[test]
+    fn shutdown_answers_stopped_and_refusals_keep_their_kind() {
+        assert_eq!(
+            answer(Answer::Stopped),
+            serde_json::json!({"stopped": true})
+        );
+        let error = refusal(Refusal {
+            kind: RefusalKind::ShuttingDown,
+            message: "supd is shutting down".into(),
+        });
+        assert_eq!(error.kind, ErrorKind::ShuttingDown);
+    }
+}
