@@ -290,64 +290,50 @@ impl InstanceStatus {
     }
 }
 
-/// Instance states (DESIGN §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StateName {
-    /// Spawned, not yet ready.
-    Starting,
-    /// Running (and ready).
-    Online,
-    /// Told to stop; waiting for its process group to be gone.
-    Stopping,
-    /// Stopped by request (or never started: autostart = false).
-    Stopped,
-    /// Waiting to restart after a failure.
-    Backoff,
-    /// Gave up after `max_restarts` failures in a row (retried after `errored_retry`).
-    Errored,
-    /// Finished and not restarted by policy.
-    Exited,
+// Instance states and restart reasons are DESIGN §5's vocabulary, which the core owns; on
+// the wire each is its name (`"backoff"`, `"memory"`), so the names are written once.
+pub use crate::core::view::StateName;
+pub use crate::core::Reason;
+
+/// On the wire as its name (`as_str`), read back from it (one of `ALL`).
+macro_rules! by_name {
+    ($($name:ty),*) => {$(
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                read_name(deserializer, &<$name>::ALL, |t| t.as_str())
+            }
+        }
+    )*};
 }
 
-/// Why an instance restarted (DESIGN §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// It exited or was killed on its own (or could not be spawned).
-    Crash,
-    /// It passed its memory limit.
-    Memory,
-    /// Its cron schedule fired.
-    Cron,
-    /// Its health probe failed.
-    Probe,
-    /// Someone asked (`supctl restart`).
-    Manual,
-    /// A rolling reload or a config apply.
-    Reload,
-}
+by_name!(StateName, Reason);
 
-impl Reason {
-    /// Every reason, in the order of DESIGN §5.
-    pub const ALL: [Reason; 6] = [
-        Reason::Crash,
-        Reason::Memory,
-        Reason::Cron,
-        Reason::Probe,
-        Reason::Manual,
-        Reason::Reload,
-    ];
-
-    /// The wire name (`"memory"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Crash => "crash",
-            Reason::Memory => "memory",
-            Reason::Cron => "cron",
-            Reason::Probe => "probe",
-            Reason::Manual => "manual",
-            Reason::Reload => "reload",
+/// The one of `all` whose name is the string read.
+fn read_name<'de, D, T>(
+    deserializer: D,
+    all: &[T],
+    name: fn(&T) -> &'static str,
+) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Copy,
+{
+    let read = String::deserialize(deserializer)?;
+    match all.iter().find(|t| name(t) == read) {
+        Some(t) => Ok(*t),
+        None => {
+            // The words of serde's own unknown_variant, which wants a static list.
+            let names: Vec<String> = all.iter().map(|t| format!("`{}`", name(t))).collect();
+            Err(serde::de::Error::custom(format_args!(
+                "unknown variant `{read}`, expected one of {}",
+                names.join(", ")
+            )))
         }
     }
 }
@@ -1047,5 +1033,36 @@ mod tests {
                 serde_json::json!(reason.as_str())
             );
         }
+    }
+
+    #[test]
+    fn states_and_reasons_travel_by_their_names() {
+        for state in StateName::ALL {
+            let line = serde_json::to_string(&state).expect("json");
+            assert_eq!(line, format!("\"{}\"", state.as_str()));
+            assert_eq!(
+                serde_json::from_str::<StateName>(&line).expect("read"),
+                state
+            );
+        }
+        let mut by_reason = std::collections::BTreeMap::new();
+        for reason in Reason::ALL {
+            let line = serde_json::to_string(&reason).expect("json");
+            assert_eq!(line, format!("\"{}\"", reason.as_str()));
+            by_reason.insert(reason, 1);
+        }
+        // As map keys too (restarts_by_reason).
+        let line = serde_json::to_string(&by_reason).expect("json");
+        assert!(line.starts_with("{\"crash\":1,\"memory\":1"), "{line}");
+        let back: std::collections::BTreeMap<Reason, u32> =
+            serde_json::from_str(&line).expect("read");
+        assert_eq!(back, by_reason);
+        let error = serde_json::from_str::<Reason>("\"boredom\"").expect_err("unknown");
+        assert!(
+            error
+                .to_string()
+                .starts_with("unknown variant `boredom`, expected one of `crash`"),
+            "{error}"
+        );
     }
 }

@@ -27,7 +27,7 @@ use crate::config::Signal;
 use crate::human;
 pub use effect::{Effect, Level, LogQuery};
 pub use event::{Event, ExitStatus, Notice, ProbeKind, ReqId, Sample, Timer};
-pub use order::{Answer, Order, Refusal, RefusalKind, Stream};
+pub use order::{Action, Answer, Order, Refusal, RefusalKind, Stream};
 use policy::{Decision, RunEnd};
 pub use state::{
     AfterStop, Gen, Goal, LastExit, Pending, Phase, Reason, Shutdown, Slot, State, Time,

@@ -5,35 +5,22 @@
 use super::view::{AppView, HealthView, StatusView};
 use crate::config::Signal;
 
-/// What a request asks. `app` is a target: `name`, `name:INDEX` or `all`.
+/// What a request asks. A `target` is `name`, `name:INDEX` or `all`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Order {
     /// Status of every app (`None`, `all`) or of one app or instance.
     Status {
-        /// The target, if any.
-        app: Option<String>,
+        /// What to show.
+        target: Option<String>,
     },
-    /// Start the stopped instances of a target.
-    Start {
-        /// The target.
-        app: String,
+    /// Start, stop, restart or reload the instances of a target.
+    Act {
+        /// Which.
+        action: Action,
+        /// Whose.
+        target: String,
     },
-    /// Stop the instances of a target.
-    Stop {
-        /// The target.
-        app: String,
-    },
-    /// Stop then start the instances of a target (reason `manual`).
-    Restart {
-        /// The target.
-        app: String,
-    },
-    /// Replace the running instances of a target, rolling (reason `reload`).
-    Reload {
-        /// The target.
-        app: String,
-    },
-    /// Run this many instances of one app.
+    /// Run this many instances of one app (an app name, not a target).
     Scale {
         /// The app's name.
         app: String,
@@ -44,31 +31,55 @@ pub enum Order {
     Signal {
         /// The signal, already parsed.
         signal: Signal,
-        /// The target.
-        app: String,
+        /// Whose.
+        target: String,
     },
     /// Stop everything and exit.
     Shutdown,
     /// The last `lines` log records of a target (every app when none), then maybe follow.
     Logs {
-        /// The target, if any.
-        app: Option<String>,
+        /// Whose.
+        target: Option<String>,
+        /// Only stdout or only stderr.
+        stream: Option<Stream>,
         /// How many past records.
         lines: u32,
         /// Keep following.
         follow: bool,
-        /// Only stdout or only stderr.
-        stream: Option<Stream>,
     },
     /// Empty the log files of a target (every app when none).
     Flush {
-        /// The target, if any.
-        app: Option<String>,
+        /// Whose.
+        target: Option<String>,
     },
     /// Close and reopen every log file.
     Reopen,
     /// Whether every instance that should run is online and ready.
     Health,
+}
+
+/// What [`Order::Act`] does to each instance it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Start a stopped instance; a running one is left alone.
+    Start,
+    /// Stop it (`stop_signal`, then SIGKILL after `kill_timeout`).
+    Stop,
+    /// Stop it, then start it again (reason `manual`).
+    Restart,
+    /// Replace a running instance rolling, each replacement ready before the next goes
+    /// down (reason `reload`).
+    Reload,
+}
+
+impl Order {
+    /// `action` on `target`.
+    pub fn act(action: Action, target: &str) -> Order {
+        Order::Act {
+            action,
+            target: target.to_string(),
+        }
+    }
 }
 
 /// A child's output stream, for log queries.

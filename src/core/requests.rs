@@ -7,17 +7,17 @@ impl Cx<'_> {
     pub(super) fn on_request(&mut self, req: ReqId, order: Order) {
         let now = self.now;
         match &order {
-            Order::Status { app } => {
-                let outcome = view::status(self.state, app.as_deref(), now).map(Answer::Status);
+            Order::Status { target } => {
+                let outcome = view::status(self.state, target.as_deref(), now).map(Answer::Status);
                 self.reply(req, outcome);
             }
             Order::Logs {
-                app,
+                target,
                 lines,
                 follow,
                 stream,
             } => {
-                let target = app.as_deref().filter(|a| *a != "all");
+                let target = target.as_deref().filter(|a| *a != "all");
                 let query = |app: Option<String>, index: Option<u32>| LogQuery {
                     app,
                     index,
@@ -43,8 +43,8 @@ impl Cx<'_> {
                     }
                 }
             }
-            Order::Flush { app } => {
-                match view::resolve(self.state, app.as_deref().unwrap_or("all")) {
+            Order::Flush { target } => {
+                match view::resolve(self.state, target.as_deref().unwrap_or("all")) {
                     Ok(slots) => {
                         let mut apps: Vec<String> = slots
                             .iter()
@@ -61,10 +61,13 @@ impl Cx<'_> {
                 let health = view::health(self.state, now);
                 self.reply(req, Ok(Answer::Health(health)));
             }
-            Order::Reload { app } => self.reload(req, app, &order),
+            Order::Act {
+                action: Action::Reload,
+                target,
+            } => self.reload(req, target, &order),
             Order::Scale { app, instances } => self.scale(req, &order, app, *instances),
-            Order::Signal { signal, app } => {
-                let outcome = view::resolve(self.state, app).map(|slots| {
+            Order::Signal { signal, target } => {
+                let outcome = view::resolve(self.state, target).map(|slots| {
                     for &slot in &slots {
                         if let Phase::Online { pid, gen, .. } = self.inst(slot).phase {
                             let signal = *signal;
@@ -86,13 +89,14 @@ impl Cx<'_> {
                     shutdown.waiting.push(req);
                 }
             }
-            Order::Start { app } | Order::Stop { app } | Order::Restart { app } => {
-                let Some(slots) = self.targets(req, app) else {
+            Order::Act { action, target } => {
+                let Some(slots) = self.targets(req, target) else {
                     return;
                 };
+                let action = *action;
                 let goals = slots
                     .into_iter()
-                    .map(|slot| (slot, self.order(slot, &order)))
+                    .map(|slot| (slot, self.act(slot, action)))
                     .collect();
                 self.state.pending.push(Pending { req, order, goals });
             }
@@ -121,15 +125,15 @@ impl Cx<'_> {
     }
 
     /// Carry out start/stop/restart on one slot; returns the goal that completes it.
-    pub(super) fn order(&mut self, slot: Slot, order: &Order) -> Goal {
+    pub(super) fn act(&mut self, slot: Slot, action: Action) -> Goal {
         let phase = self.inst(slot).phase;
         let gen = self.inst(slot).gen;
-        match order {
-            Order::Stop { .. } => {
+        match action {
+            Action::Stop => {
                 self.stop(slot, AfterStop::Stop);
                 Goal::Gone(gen)
             }
-            Order::Start { .. } => match phase {
+            Action::Start => match phase {
                 Phase::Online { .. } | Phase::Spawning { .. } => Goal::Reached(gen),
                 Phase::Stopping { then, .. } => {
                     if then == AfterStop::Stop || matches!(then, AfterStop::Policy { .. }) {

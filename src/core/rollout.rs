@@ -125,13 +125,10 @@ impl Cx<'_> {
         self.state.apps[app]
             .rollout
             .retain(|(index, _)| *index < instances);
-        let start = Order::Start {
-            app: name.to_string(),
-        };
         let mut goals = Vec::new();
         for index in old..instances {
             let slot = Slot { app, index };
-            goals.push((slot, self.order(slot, &start)));
+            goals.push((slot, self.act(slot, Action::Start)));
         }
         for index in instances..old {
             let slot = Slot { app, index };

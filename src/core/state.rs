@@ -34,6 +34,18 @@ impl Reason {
         Reason::Manual,
         Reason::Reload,
     ];
+
+    /// The name DESIGN §5 gives it (`"memory"`): in status, metrics and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Crash => "crash",
+            Reason::Memory => "memory",
+            Reason::Cron => "cron",
+            Reason::Probe => "probe",
+            Reason::Manual => "manual",
+            Reason::Reload => "reload",
+        }
+    }
 }
 
 /// Monotonic time since supd started. The core never reads a clock: time is an argument.

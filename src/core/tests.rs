@@ -314,7 +314,7 @@ fn crash_backs_off_doubling_then_restarts_with_reason_crash() {
         (st.state, st.restarts, st.last_reason),
         (StateName::Online, 1, Some(Reason::Crash))
     );
-    assert_eq!(st.last_exit.as_deref(), Some("exited with code 1"));
+    assert_eq!(st.last_exit_text().as_deref(), Some("exited with code 1"));
     // A second short run waits about twice as long.
     h.at(120);
     let fx = h.exit(S0, ExitStatus::Code(1));
@@ -335,7 +335,7 @@ fn zero_delay_restarts_at_once() {
     assert!(timers(&fx).is_empty());
     assert_ne!(h.pid(S0), old);
     assert_eq!(
-        h.status_of(S0).last_exit.as_deref(),
+        h.status_of(S0).last_exit_text().as_deref(),
         Some("killed by SIGKILL")
     );
 }
@@ -447,7 +447,7 @@ fn spawn_failures_back_off_instead_of_looping() {
     let st = h.status_of(S0);
     assert_eq!(st.state, StateName::Backoff);
     assert_eq!(
-        st.last_exit.as_deref(),
+        st.last_exit_text().as_deref(),
         Some("spawn failed: No such file or directory (os error 2)")
     );
     // Each later failure waits longer.
@@ -472,7 +472,7 @@ fn stop_escalates_to_sigkill_and_replies_once_stopped() {
     a.kill_timeout = ms(500);
     let mut h = H::one(a);
     h.at(100);
-    let (req, fx) = h.request(Order::Stop { app: "a".into() });
+    let (req, fx) = h.request(Order::act(Action::Stop, "a"));
     assert_eq!(signals(&fx), vec![2]);
     assert_eq!(reply(&fx, req), None, "no reply while stopping");
     assert_eq!(h.status_of(S0).state, StateName::Stopping);
@@ -497,7 +497,7 @@ fn restart_replaces_the_process_and_replies_after_the_new_one_runs() {
     a.instances = 2;
     let mut h = H::one(a);
     let old = h.pid(S0);
-    let (req, fx) = h.request(Order::Restart { app: "a:0".into() });
+    let (req, fx) = h.request(Order::act(Action::Restart, "a:0"));
     assert_eq!(signals(&fx), vec![15]);
     assert!(
         matches!(h.phase(slot(0, 1)), Phase::Online { .. }),
@@ -517,10 +517,10 @@ fn restart_or_start_of_a_waiting_slot_spawns_at_once() {
     let mut h = H::one(app("a"));
     h.at(10);
     h.exit(S0, ExitStatus::Code(1));
-    let (req, fx) = h.request(Order::Restart { app: "all".into() });
+    let (req, fx) = h.request(Order::act(Action::Restart, "all"));
     assert_eq!(spawned(&fx), 1);
     assert!(reply(&fx, req).expect("reply").is_ok());
-    let (req, fx) = h.request(Order::Start { app: "a".into() });
+    let (req, fx) = h.request(Order::act(Action::Start, "a"));
     assert_eq!(spawned(&fx), 0, "already online");
     assert!(reply(&fx, req).expect("reply").is_ok());
 }
@@ -528,8 +528,8 @@ fn restart_or_start_of_a_waiting_slot_spawns_at_once() {
 #[test]
 fn start_while_stopping_starts_again_afterwards() {
     let mut h = H::one(app("a"));
-    let (stop, _) = h.request(Order::Stop { app: "a".into() });
-    let (start, _) = h.request(Order::Start { app: "a".into() });
+    let (stop, _) = h.request(Order::act(Action::Stop, "a"));
+    let (start, _) = h.request(Order::act(Action::Start, "a"));
     h.at(30);
     let fx = h.exit(S0, ExitStatus::Signal(15));
     assert_eq!(spawned(&fx), 1);
@@ -595,7 +595,7 @@ fn shutdown_stops_everything_then_replies_and_exits_zero() {
     let (req, fx) = h.request(Order::Shutdown);
     assert_eq!(signals(&fx), vec![15, 15]);
     assert_eq!(h.phase(slot(0, 2)), Phase::Stopped);
-    let (late, fx) = h.request(Order::Restart { app: "a".into() });
+    let (late, fx) = h.request(Order::act(Action::Restart, "a"));
     assert_eq!(
         reply(&fx, late).expect("reply").map_err(|e| e.kind),
         Err(RefusalKind::ShuttingDown)
@@ -651,12 +651,12 @@ fn unknown_targets_get_error_replies() {
         ("web:1", RefusalKind::UnknownInstance),
         ("web:x", RefusalKind::UnknownInstance),
     ] {
-        let (req, fx) = h.request(Order::Restart { app: target.into() });
+        let (req, fx) = h.request(Order::act(Action::Restart, target));
         let err = reply(&fx, req).expect("reply").expect_err("error");
         assert_eq!(err.kind, kind, "{target}");
     }
     let (req, fx) = h.request(Order::Status {
-        app: Some("nope".into()),
+        target: Some("nope".into()),
     });
     let err = reply(&fx, req).expect("reply").expect_err("error");
     assert_eq!(err.message, "no app named `nope` (apps: web)");
@@ -716,9 +716,7 @@ autostart = false
         .filter(|s| s.app == 0)
         .all(|s| h.phase(s).pid().is_some()));
     assert_eq!(h.phase(slot(1, 0)), Phase::Stopped);
-    let (_, fx) = h.request(Order::Stop {
-        app: "web:2".into(),
-    });
+    let (_, fx) = h.request(Order::act(Action::Stop, "web:2"));
     assert_eq!(signals(&fx), vec![2]);
     assert_eq!(
         timers(&fx),
@@ -730,7 +728,7 @@ autostart = false
             }
         )]
     );
-    let (req, fx) = h.request(Order::Start { app: "job".into() });
+    let (req, fx) = h.request(Order::act(Action::Start, "job"));
     assert!(reply(&fx, req).expect("reply").is_ok());
     h.at(10);
     h.exit(slot(1, 0), ExitStatus::Code(0));
@@ -744,7 +742,7 @@ fn logs_requests_name_what_to_show_and_unknown_targets_are_refused() {
     let mut h = H::new(vec![a, app("db")]);
     h.send(Event::Boot);
     let logs = |app: Option<&str>| Order::Logs {
-        app: app.map(str::to_string),
+        target: app.map(str::to_string),
         lines: 5,
         follow: true,
         stream: None,
@@ -771,7 +769,7 @@ fn logs_requests_name_what_to_show_and_unknown_targets_are_refused() {
         reply(&fx, req).expect("reply").map_err(|e| e.kind),
         Err(RefusalKind::UnknownInstance)
     );
-    let (req, fx) = h.request(Order::Flush { app: None });
+    let (req, fx) = h.request(Order::Flush { target: None });
     assert!(fx.contains(&Effect::FlushLogs {
         req,
         apps: vec!["web".into(), "db".into()]
@@ -834,7 +832,7 @@ fn one_spike_is_forgiven_two_samples_over_restart_with_reason_memory() {
     );
     assert!(signals(&over(&mut h, 50)).is_empty(), "back under: reset");
     assert!(signals(&over(&mut h, 150)).is_empty());
-    assert_eq!(h.status_of(S0).memory_bytes, Some(150 << 20));
+    assert_eq!(h.status_of(S0).usage.map(|u| u.rss_bytes), Some(150 << 20));
     let fx = over(&mut h, 160);
     assert_eq!(signals(&fx), vec![15], "graceful: the stop signal first");
     assert!(fx.iter().any(
@@ -845,7 +843,11 @@ fn one_spike_is_forgiven_two_samples_over_restart_with_reason_memory() {
     let st = h.status_of(S0);
     assert_ne!(h.pid(S0), old);
     assert_eq!((st.restarts, st.last_reason), (1, Some(Reason::Memory)));
-    assert_eq!(st.memory_bytes, None, "the new process is not measured yet");
+    assert_eq!(
+        st.usage.map(|u| u.rss_bytes),
+        None,
+        "the new process is not measured yet"
+    );
 }
 
 #[test]
@@ -1170,7 +1172,7 @@ fn notify_ready_status_and_stopping() {
     });
     let st = h.status_of(S0);
     assert_eq!(
-        (st.state, st.status_text.as_deref()),
+        (st.state, st.notice.status.as_deref()),
         (StateName::Starting, Some("loading"))
     );
     // A message about another generation changes nothing.
@@ -1187,7 +1189,7 @@ fn notify_ready_status_and_stopping() {
     });
     let st = h.status_of(S0);
     assert_eq!((st.state, st.ready), (StateName::Online, true));
-    assert_eq!(st.status_text.as_deref(), Some("serving"));
+    assert_eq!(st.notice.status.as_deref(), Some("serving"));
     h.send(Event::Notified {
         slot: S0,
         gen: 1,
@@ -1198,7 +1200,7 @@ fn notify_ready_status_and_stopping() {
     });
     let st = h.status_of(S0);
     assert_eq!(
-        (st.main_pid, st.status_text.as_deref()),
+        (st.notice.main_pid, st.notice.status.as_deref()),
         (Some(4242), Some("serving")),
         "kept"
     );
@@ -1227,7 +1229,7 @@ fn reload_rolls_one_ready_replacement_at_a_time_and_answers_at_the_end() {
         probe_done(&mut h, slot(0, i), Ready, true);
     }
     h.at(100);
-    let (req, fx) = h.request(Order::Reload { app: "web".into() });
+    let (req, fx) = h.request(Order::act(Action::Reload, "web"));
     assert_eq!(signals(&fx).len(), 1, "max_unavailable = 1");
     for index in 0..3u32 {
         let s = slot(0, index);
@@ -1258,10 +1260,10 @@ fn reload_leaves_stopped_instances_and_answers_at_once_when_nothing_runs() {
     let mut a = app("web");
     a.autostart = false;
     let mut h = H::one(a);
-    let (req, fx) = h.request(Order::Reload { app: "web".into() });
+    let (req, fx) = h.request(Order::act(Action::Reload, "web"));
     assert!(spawned(&fx) == 0 && signals(&fx).is_empty());
     assert!(reply(&fx, req).expect("answered").is_ok());
-    let (req, fx) = h.request(Order::Reload { app: "nope".into() });
+    let (req, fx) = h.request(Order::act(Action::Reload, "nope"));
     assert!(reply(&fx, req).expect("answered").is_err());
 }
 
@@ -1274,7 +1276,7 @@ fn signal_reaches_the_leader_of_each_running_instance() {
     h.exit(slot(0, 1), ExitStatus::Code(1));
     let (req, fx) = h.request(Order::Signal {
         signal: Signal(libc::SIGHUP),
-        app: "web".into(),
+        target: "web".into(),
     });
     let sent: Vec<(Slot, i32, i32)> = fx
         .iter()

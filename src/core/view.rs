@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::event::Notice;
 use super::order::{Refusal, RefusalKind};
-use super::state::{LastExit, Phase, Reason, Slot, State, Time};
+use super::state::{LastExit, Phase, Reason, Slot, State, Time, Usage};
 
 /// An instance's state, by DESIGN §5's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StateName {
     /// Spawned, not yet ready.
     Starting,
@@ -28,6 +29,17 @@ pub enum StateName {
 }
 
 impl StateName {
+    /// Every state, in the order of DESIGN §5.
+    pub const ALL: [StateName; 7] = [
+        StateName::Starting,
+        StateName::Online,
+        StateName::Stopping,
+        StateName::Stopped,
+        StateName::Backoff,
+        StateName::Errored,
+        StateName::Exited,
+    ];
+
     /// The name as DESIGN §5 spells it (`"backoff"`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,34 +83,47 @@ pub struct AppView {
 pub struct InstanceView {
     /// 0-based index.
     pub index: u32,
-    /// The leader, when a process exists.
-    pub pid: Option<i32>,
     /// Its state.
     pub state: StateName,
     /// Online, ready, and it has not said `STOPPING=1`.
     pub ready: bool,
-    /// Restarts since supd started, and by reason.
-    pub restarts: u32,
-    /// Why it last restarted.
-    pub last_reason: Option<Reason>,
-    /// Restarts by reason.
-    pub restarts_by_reason: BTreeMap<Reason, u32>,
-    /// How long the current process has run.
+    /// The leader, when a process exists, and how long it has run.
+    pub pid: Option<i32>,
+    /// See `pid`.
     pub uptime: Option<Duration>,
     /// In `backoff` or `errored`: time until the next attempt.
     pub next_start: Option<Duration>,
-    /// The last memory sample of the live process tree.
-    pub memory_bytes: Option<u64>,
-    /// The last CPU sample of the live process tree.
-    pub cpu_percent: Option<f64>,
-    /// The exit code of the last run, when it exited with one.
-    pub exit_code: Option<i32>,
-    /// How the last process ended, for people.
-    pub last_exit: Option<String>,
-    /// The live process's last sd_notify `STATUS=` and `MAINPID=`.
-    pub status_text: Option<String>,
-    /// See `status_text`.
-    pub main_pid: Option<i32>,
+    /// Replacements since supd started: how many, the last one's reason, and by reason.
+    pub restarts: u32,
+    /// See `restarts`.
+    pub last_reason: Option<Reason>,
+    /// See `restarts`.
+    pub restarts_by_reason: BTreeMap<Reason, u32>,
+    /// The last sample of the live process tree.
+    pub usage: Option<Usage>,
+    /// What the live process last said over sd_notify.
+    pub notice: Notice,
+    /// How the previous process ended.
+    pub last_exit: Option<LastExit>,
+}
+
+impl InstanceView {
+    /// How the previous process ended, for people: "exited with code 1".
+    pub fn last_exit_text(&self) -> Option<String> {
+        match &self.last_exit {
+            Some(LastExit::Status(status)) => Some(status.describe()),
+            Some(LastExit::SpawnFailed(error)) => Some(format!("spawn failed: {error}")),
+            None => None,
+        }
+    }
+
+    /// The exit code of the previous process, when it exited with one.
+    pub fn exit_code(&self) -> Option<i32> {
+        match &self.last_exit {
+            Some(LastExit::Status(status)) => status.code(),
+            _ => None,
+        }
+    }
 }
 
 /// `health`: whether every instance that should run is online and ready.
@@ -179,29 +204,25 @@ pub fn instance(state: &State, slot: Slot, now: Time) -> Option<InstanceView> {
             retry_at.map(|at| at.saturating_sub(now)),
         ),
     };
-    let (exit_code, last_exit) = match &inst.last_exit {
-        Some(LastExit::Status(status)) => (status.code(), Some(status.describe())),
-        Some(LastExit::SpawnFailed(error)) => (None, Some(format!("spawn failed: {error}"))),
-        None => (None, None),
-    };
     let live = inst.phase.is_live();
     Some(InstanceView {
         index: slot.index,
-        pid: inst.phase.pid(),
         state: name,
         // STOPPING=1 (sd_notify): the app is on its way out and wants no more traffic.
         ready: matches!(inst.phase, Phase::Online { ready: true, .. }) && !inst.notice.stopping,
+        pid: inst.phase.pid(),
+        uptime,
+        next_start: next,
         restarts: inst.restarts,
         last_reason: inst.last_reason,
         restarts_by_reason: inst.restarts_by.clone(),
-        uptime,
-        next_start: next,
-        memory_bytes: inst.usage.filter(|_| live).map(|u| u.rss_bytes),
-        cpu_percent: inst.usage.filter(|_| live).and_then(|u| u.cpu_percent),
-        exit_code,
-        last_exit,
-        status_text: inst.notice.status.clone().filter(|_| live),
-        main_pid: inst.notice.main_pid.filter(|_| live),
+        usage: inst.usage.filter(|_| live),
+        notice: if live {
+            inst.notice.clone()
+        } else {
+            Notice::default()
+        },
+        last_exit: inst.last_exit.clone(),
     })
 }
 
@@ -262,7 +283,10 @@ pub fn health(state: &State, now: Time) -> HealthView {
                 StateName::Online => "online but not ready (it said STOPPING=1)".to_string(),
                 other => other.as_str().to_string(),
             };
-            let why = row.last_exit.map(|e| format!(" ({e})")).unwrap_or_default();
+            let why = row
+                .last_exit_text()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
             problems.push(format!("{} is {state_name}{why}", state.label(slot)));
         }
     }

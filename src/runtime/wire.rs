@@ -3,21 +3,21 @@
 //! mapping; the wire's names are fixed by DESIGN §6, the core's are its own.
 
 use crate::control::proto::{
-    self, ActionResult, AppStatus, Command, ErrorBody, ErrorKind, Health, InstanceStatus,
-    StateName as WireState, Status, StreamName, SupervisorInfo,
+    self, ActionResult, AppStatus, Command, ErrorBody, ErrorKind, Health, InstanceStatus, Status,
+    StreamName, SupervisorInfo,
 };
-use crate::core::view::{AppView, HealthView, InstanceView, StateName, StatusView};
-use crate::core::{Answer, Order, Reason, Refusal, RefusalKind, Stream};
+use crate::core::view::{AppView, HealthView, InstanceView, StatusView};
+use crate::core::{Action, Answer, Order, Refusal, RefusalKind, Stream};
 
 /// The order a command gives, or the error reply for a command the core cannot take as
 /// it stands (a signal name that does not exist).
 pub(super) fn order(command: Command) -> Result<Order, ErrorBody> {
     Ok(match command {
-        Command::Status { app } => Order::Status { app },
-        Command::Start { app } => Order::Start { app },
-        Command::Stop { app } => Order::Stop { app },
-        Command::Restart { app } => Order::Restart { app },
-        Command::Reload { app } => Order::Reload { app },
+        Command::Status { app } => Order::Status { target: app },
+        Command::Start { app } => Order::act(Action::Start, &app),
+        Command::Stop { app } => Order::act(Action::Stop, &app),
+        Command::Restart { app } => Order::act(Action::Restart, &app),
+        Command::Reload { app } => Order::act(Action::Reload, &app),
         Command::Scale { app, instances } => Order::Scale { app, instances },
         Command::Signal { signal, app } => {
             let signal =
@@ -25,7 +25,10 @@ pub(super) fn order(command: Command) -> Result<Order, ErrorBody> {
                     kind: ErrorKind::BadRequest,
                     message,
                 })?;
-            Order::Signal { signal, app }
+            Order::Signal {
+                signal,
+                target: app,
+            }
         }
         Command::Shutdown => Order::Shutdown,
         Command::Logs {
@@ -34,7 +37,7 @@ pub(super) fn order(command: Command) -> Result<Order, ErrorBody> {
             follow,
             stream,
         } => Order::Logs {
-            app,
+            target: app,
             lines,
             follow,
             stream: stream.map(|s| match s {
@@ -42,7 +45,7 @@ pub(super) fn order(command: Command) -> Result<Order, ErrorBody> {
                 StreamName::Err => Stream::Err,
             }),
         },
-        Command::Flush { app } => Order::Flush { app },
+        Command::Flush { app } => Order::Flush { target: app },
         Command::Reopen => Order::Reopen,
         Command::Health => Order::Health,
     })
@@ -100,26 +103,22 @@ fn app(view: AppView) -> AppStatus {
 
 fn instance(view: InstanceView) -> InstanceStatus {
     InstanceStatus {
+        exit_code: view.exit_code(),
+        last_exit: view.last_exit_text(),
         index: view.index,
         pid: view.pid,
-        state: state_name(view.state),
+        state: view.state,
         ready: view.ready,
         restarts: view.restarts,
-        last_reason: view.last_reason.map(reason),
+        last_reason: view.last_reason,
         uptime_ms: view.uptime.map(|d| d.as_millis() as u64),
-        memory_bytes: view.memory_bytes,
-        cpu_percent: view.cpu_percent,
-        exit_code: view.exit_code,
-        last_exit: view.last_exit,
+        memory_bytes: view.usage.map(|u| u.rss_bytes),
+        cpu_percent: view.usage.and_then(|u| u.cpu_percent),
         next_start_ms: view.next_start.map(|d| d.as_millis() as u64),
-        status_text: view.status_text,
-        main_pid: view.main_pid,
+        status_text: view.notice.status,
+        main_pid: view.notice.main_pid,
         cpu_seconds: None,
-        restarts_by_reason: view
-            .restarts_by_reason
-            .into_iter()
-            .map(|(r, n)| (reason(r), n))
-            .collect(),
+        restarts_by_reason: view.restarts_by_reason,
     }
 }
 
@@ -130,55 +129,9 @@ fn health(view: HealthView) -> Health {
     }
 }
 
-/// A restart reason by its wire name.
-pub(super) fn reason(reason: Reason) -> proto::Reason {
-    match reason {
-        Reason::Crash => proto::Reason::Crash,
-        Reason::Memory => proto::Reason::Memory,
-        Reason::Cron => proto::Reason::Cron,
-        Reason::Probe => proto::Reason::Probe,
-        Reason::Manual => proto::Reason::Manual,
-        Reason::Reload => proto::Reason::Reload,
-    }
-}
-
-fn state_name(state: StateName) -> WireState {
-    match state {
-        StateName::Starting => WireState::Starting,
-        StateName::Online => WireState::Online,
-        StateName::Stopping => WireState::Stopping,
-        StateName::Stopped => WireState::Stopped,
-        StateName::Backoff => WireState::Backoff,
-        StateName::Errored => WireState::Errored,
-        StateName::Exited => WireState::Exited,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_state_and_reason_keeps_its_wire_name() {
-        let states = [
-            StateName::Starting,
-            StateName::Online,
-            StateName::Stopping,
-            StateName::Stopped,
-            StateName::Backoff,
-            StateName::Errored,
-            StateName::Exited,
-        ];
-        for state in states {
-            let wire = serde_json::to_value(state_name(state)).expect("json");
-            assert_eq!(wire, state.as_str());
-        }
-        for r in Reason::ALL {
-            let wire = serde_json::to_value(reason(r)).expect("json");
-            assert_eq!(wire, reason(r).as_str());
-        }
-        assert_eq!(Reason::ALL.len(), proto::Reason::ALL.len());
-    }
 
     /// A booted core with one app, its status asked at `at_ms` and answered as data.
     fn status_data(at_ms: u64) -> serde_json::Value {
