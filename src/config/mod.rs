@@ -5,6 +5,7 @@
 //! [`validate`] turns the spanned tree plus an optional profile into a [`Config`],
 //! collecting every error (not just the first) as a [`ConfigError`] with file:line:col.
 
+pub mod cron;
 pub mod error;
 pub mod listen;
 pub mod probe;
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use cron::{CronExpr, CronOverlap, CronSettings, CronZone};
 pub use error::{ConfigError, ConfigErrors};
 pub use probe::{Check, HealthSettings, ReadySettings};
 
@@ -99,32 +101,6 @@ impl App {
     pub fn ready_check(&self) -> Option<&Check> {
         self.ready.as_ref().map(|r| &r.check)
     }
-}
-
-/// The cron keys of an app: when it is restarted on a schedule.
-///
-/// This is configuration only; the expression is already known to parse (see
-/// [`crate::schedule::Schedule::new`]), computing fire times is [`crate::schedule`]'s.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CronSettings {
-    /// `cron_restart`: the cron expression as written: 5 fields (minute precision), 6 with
-    /// seconds first, or a nickname (`@hourly`, `@daily`, `@midnight`, ...).
-    pub expr: String,
-    /// `cron_tz`: the IANA time zone the expression is read in. `None`: local time.
-    pub tz: Option<String>,
-    /// `cron_overlap`: what a tick does while the previous run of a job still runs
-    /// (default skip).
-    pub overlap: CronOverlap,
-}
-
-/// `cron_overlap = "skip" | "restart"`: what a cron tick does to a `restart = "never"` app
-/// whose previous run is still running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CronOverlap {
-    /// Leave the running one alone; this tick is dropped (default).
-    Skip,
-    /// Restart it, as for any other app.
-    Restart,
 }
 
 /// The memory-watch keys of an app. [`Default`] gives the documented defaults: no limit,

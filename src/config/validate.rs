@@ -18,6 +18,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use super::cron::{CRON_EXPECTED, TZ_EXPECTED};
 use super::raw::{self, one_of, suggest, type_name, Sink, Value, APP_KEYS, RESTART_VALUES};
 use super::raw::{
     CRON_OVERLAP_VALUES, LOG_FORMAT_VALUES, LOG_JSON_VALUES, LOG_ROTATE_VALUES, LOG_TARGET_VALUES,
@@ -26,9 +27,8 @@ use super::raw::{
 use super::units::{self, Instances, DURATION_EXPECTED, INSTANCES_EXPECTED, SIGNAL_EXPECTED};
 use super::units::{format_size, SIZE_EXPECTED};
 use super::{App, Config, ConfigErrors, RestartMode, Signal, Supervisor};
-use super::{CronOverlap, CronSettings};
+use super::{CronExpr, CronOverlap, CronSettings, CronZone};
 use super::{LogFormat, LogJson, LogRotate, LogSettings, LogTarget, MemoryAction, MemorySettings};
-use crate::schedule::{self, CRON_EXPECTED, TZ_EXPECTED};
 
 mod listen;
 mod probe;
@@ -240,8 +240,8 @@ struct Layer {
     memory_samples: Option<u32>,
     memory_action: Option<MemoryAction>,
     max_unavailable: Option<u32>,
-    cron_restart: Option<Written<String>>,
-    cron_tz: Option<Written<String>>,
+    cron_restart: Option<Written<CronExpr>>,
+    cron_tz: Option<Written<CronZone>>,
     cron_overlap: Option<Written<CronOverlap>>,
     ready: Option<Written<super::ReadySettings>>,
     health: Option<Written<super::HealthSettings>>,
@@ -1029,11 +1029,11 @@ impl Walker<'_> {
         None
     }
 
-    /// `cron_restart`: an expression croner parses.
-    fn cron_expr(&mut self, value: &Value<'_>, key: &str, field: &str) -> Option<String> {
+    /// `cron_restart`: an expression croner parses and that fires.
+    fn cron_expr(&mut self, value: &Value<'_>, key: &str, field: &str) -> Option<CronExpr> {
         let s = self.string(value, key, field, CRON_EXPECTED)?;
-        match schedule::check_expr(s) {
-            Ok(()) => Some(s.to_string()),
+        match s.parse() {
+            Ok(expr) => Some(expr),
             Err(e) => {
                 self.sink.error(
                     value.span(),
@@ -1047,10 +1047,10 @@ impl Walker<'_> {
     }
 
     /// `cron_tz`: a known IANA zone, with a suggestion for a near miss.
-    fn time_zone(&mut self, value: &Value<'_>, key: &str, field: &str) -> Option<String> {
+    fn time_zone(&mut self, value: &Value<'_>, key: &str, field: &str) -> Option<CronZone> {
         let s = self.string(value, key, field, TZ_EXPECTED)?;
-        match schedule::check_tz(s) {
-            Ok(()) => Some(s.to_string()),
+        match s.parse::<CronZone>() {
+            Ok(zone) => Some(zone),
             Err(e) => {
                 let expected = (!e.contains("did you mean")).then_some(TZ_EXPECTED);
                 self.sink.error(
@@ -1068,8 +1068,8 @@ impl Walker<'_> {
     /// `cron_restart` are accepted and mean nothing, so that `[defaults]` can set them for
     /// the apps that do have a schedule.
     fn cron(
-        restart: Option<Written<String>>,
-        tz: Option<Written<String>>,
+        restart: Option<Written<CronExpr>>,
+        tz: Option<Written<CronZone>>,
         overlap: Option<Written<CronOverlap>>,
     ) -> Option<CronSettings> {
         let expr = restart?.value?;
@@ -2849,16 +2849,16 @@ cron_overlap = "skip"
         assert_eq!(
             config.apps[0].cron,
             Some(CronSettings {
-                expr: "0 3 * * *".into(),
-                tz: Some("Europe/Berlin".into()),
+                expr: "0 3 * * *".parse().unwrap(),
+                tz: Some("Europe/Berlin".parse().unwrap()),
                 overlap: CronOverlap::Skip,
             })
         );
         assert_eq!(
             config.apps[1].cron,
             Some(CronSettings {
-                expr: "*/30 * * * * *".into(),
-                tz: Some("UTC".into()),
+                expr: "*/30 * * * * *".parse().unwrap(),
+                tz: Some("UTC".parse().unwrap()),
                 overlap: CronOverlap::Restart,
             })
         );
@@ -2866,15 +2866,11 @@ cron_overlap = "skip"
         assert_eq!(
             prod.apps[1].cron,
             Some(CronSettings {
-                expr: "@midnight".into(),
-                tz: Some("UTC".into()),
+                expr: "@midnight".parse().unwrap(),
+                tz: Some("UTC".parse().unwrap()),
                 overlap: CronOverlap::Skip,
             })
         );
-        for app in &config.apps {
-            let cron = app.cron.as_ref().unwrap();
-            assert!(crate::schedule::Schedule::new(cron).is_ok(), "{}", app.name);
-        }
         assert_eq!(app("[[app]]\nname = \"a\"\ncmd = \"x\"\n").cron, None);
     }
 
@@ -2920,7 +2916,13 @@ cron_overlap = "skip"
                     [[app]]\nname = \"b\"\ncmd = \"x\"\n";
         let config = check(text).unwrap();
         assert_eq!(
-            config.apps[0].cron.as_ref().unwrap().tz.as_deref(),
+            config.apps[0]
+                .cron
+                .as_ref()
+                .unwrap()
+                .tz
+                .as_ref()
+                .map(CronZone::name),
             Some("UTC")
         );
         assert_eq!(config.apps[1].cron, None);
@@ -2962,8 +2964,11 @@ cron_overlap = "skip"
             .iter()
             .map(|a| a.cron.clone().unwrap())
             .collect();
-        assert_eq!(crons[0].tz.as_deref(), Some("Europe/Berlin"));
-        assert_eq!(crons[1].expr, "*/30 * * * * *");
+        assert_eq!(
+            crons[0].tz.as_ref().map(CronZone::name),
+            Some("Europe/Berlin")
+        );
+        assert_eq!(crons[1].expr.as_str(), "*/30 * * * * *");
         assert_eq!(crons[1].tz, None);
         assert_eq!(crons[2].overlap, CronOverlap::Skip);
     }
