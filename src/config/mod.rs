@@ -311,6 +311,13 @@ impl Signal {
     pub const KILL: Signal = Signal(9);
 }
 
+/// Where supd looks for its config when given none, in order: `./ecosystem.toml`, then
+/// `/etc/sup/ecosystem.toml`. The first that exists is used; supctl reads the same one to
+/// find the control socket.
+pub fn default_paths() -> [&'static Path; 2] {
+    ["ecosystem.toml", "/etc/sup/ecosystem.toml"].map(Path::new)
+}
+
 /// Read, parse and validate `path` with `profile` applied. `cpus` resolves `"max"`.
 /// Every problem in the file is returned at once.
 pub fn load(path: &Path, profile: Option<&str>, cpus: u32) -> Result<Config, ConfigErrors> {
