@@ -9,8 +9,9 @@
 //! for a relative config path, the current directory; whether a `cwd` exists is asked
 //! through the caller's `is_dir`, so tests need no file system.
 //!
-//! This file walks the top level; the sections have their own files: `app` (an app's
-//! tables into layers, the merged layers into an [`super::App`]), `supervisor`, `logs`,
+//! This file walks the top level; the sections have their own files: `keys` (every app
+//! key, declared once), `app` (an app's tables into layers, the merged layers into an
+//! [`super::App`]), `supervisor`, `logs`,
 //! `cron`, `probe` (`ready`, `health`, `http`) and `listen`, with `values` holding one
 //! reader per kind of value (durations, sizes, paths, choices, ...).
 
@@ -26,6 +27,7 @@ use super::{Config, ConfigErrors};
 
 mod app;
 mod cron;
+mod keys;
 mod listen;
 mod logs;
 mod probe;
@@ -36,11 +38,13 @@ pub use app::{
     DEFAULT_ERRORED_RETRY, DEFAULT_KILL_TIMEOUT, DEFAULT_MAX_RESTARTS, DEFAULT_MIN_UPTIME,
     DEFAULT_RESTART_DELAY,
 };
+pub use keys::APP_KEYS;
 pub use logs::{MAX_LOG_MAX_LINE, MAX_LOG_RETAIN, MIN_LOG_MAX_LINE, MIN_LOG_MAX_SIZE};
 pub use probe::{HEALTH_KEYS, READY_KEYS};
 pub use supervisor::{DEFAULT_SHUTDOWN_TIMEOUT, ROOT_LOG_DIR};
 
-use app::{Layer, Section};
+use app::Section;
+use keys::Layer;
 
 /// Validate the text of the config file `path` with `profile` applied, resolving
 /// `instances = "max"` to `cpus`. `is_dir` answers whether a `cwd` exists.

@@ -1,27 +1,20 @@
-//! `[[app]]`, `[defaults]` and `[app.profile.NAME]`: each table read into a [`Layer`],
-//! and the merged layers built into an [`App`].
+//! `[[app]]`, `[defaults]` and `[app.profile.NAME]`: each table read into a [`Layer`]
+//! (the keys themselves are declared in `keys`), and the merged layers built into an
+//! [`App`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::listen;
-use super::logs::{LogFile, MAX_LOG_MAX_LINE, MAX_LOG_RETAIN, MIN_LOG_MAX_LINE, MIN_LOG_MAX_SIZE};
+use super::keys::{Layer, Written, APP_KEYS, LAYER_KEYS};
 use super::{Key, Value, Walker};
-use crate::config::raw::{suggest, APP_KEYS};
-use crate::config::raw::{
-    CRON_OVERLAP_VALUES, LOG_FORMAT_VALUES, LOG_JSON_VALUES, LOG_ROTATE_VALUES, LOG_TARGET_VALUES,
-    MEMORY_ACTION_VALUES,
-};
+use crate::config::raw::suggest;
 use crate::config::units::Instances;
-use crate::config::{App, CronExpr, CronOverlap, CronZone, RestartMode, Signal};
-use crate::config::{
-    LogFormat, LogJson, LogRotate, LogSettings, LogTarget, MemoryAction, MemorySettings,
-};
+use crate::config::{App, LogSettings, MemorySettings, RestartMode, Signal};
 
 /// `restart_delay` when the file sets none.
 pub const DEFAULT_RESTART_DELAY: Duration = Duration::from_millis(100);
@@ -40,114 +33,6 @@ pub(super) enum Section {
     Defaults,
     App,
     Profile,
-}
-
-/// A `cwd` and where it was written, so a missing directory is reported at the layer that
-/// named it.
-#[derive(Debug, Clone)]
-pub(super) struct Cwd {
-    pub(super) path: PathBuf,
-    pub(super) span: Range<usize>,
-    pub(super) key: String,
-}
-
-/// The app fields one table sets; `None` = not set there.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Layer {
-    /// `Some(None)`: written but invalid (already reported), so not "missing" either.
-    pub(super) cmd: Option<Option<Vec<String>>>,
-    pub(super) cwd: Option<Cwd>,
-    pub(super) env: BTreeMap<String, String>,
-    pub(super) instances: Option<Instances>,
-    pub(super) restart: Option<RestartMode>,
-    pub(super) restart_delay: Option<Duration>,
-    pub(super) max_restarts: Option<u32>,
-    pub(super) min_uptime: Option<Duration>,
-    pub(super) errored_retry: Option<Duration>,
-    pub(super) stop_signal: Option<Signal>,
-    pub(super) kill_timeout: Option<Duration>,
-    pub(super) autostart: Option<bool>,
-    pub(super) user: Option<String>,
-    pub(super) group: Option<String>,
-    pub(super) log_format: Option<LogFormat>,
-    pub(super) log_json: Option<LogJson>,
-    pub(super) log_max_line: Option<usize>,
-    pub(super) log_split: Option<bool>,
-    pub(super) log_file: Option<LogFile>,
-    pub(super) log_max_size: Option<u64>,
-    pub(super) log_rotate: Option<LogRotate>,
-    pub(super) log_retain: Option<u32>,
-    pub(super) log_compress: Option<bool>,
-    pub(super) log_target: Option<LogTarget>,
-    pub(super) max_memory: Option<u64>,
-    pub(super) memory_interval: Option<Duration>,
-    pub(super) memory_samples: Option<u32>,
-    pub(super) memory_action: Option<MemoryAction>,
-    pub(super) max_unavailable: Option<u32>,
-    pub(super) cron_restart: Option<Written<CronExpr>>,
-    pub(super) cron_tz: Option<Written<CronZone>>,
-    pub(super) cron_overlap: Option<Written<CronOverlap>>,
-    pub(super) ready: Option<Written<crate::config::ReadySettings>>,
-    pub(super) health: Option<Written<crate::config::HealthSettings>>,
-    pub(super) listen: Option<listen::ListenSetting>,
-}
-
-/// A key that was written: `value` is `None` when it was invalid (already reported), so
-/// an invalid value in one layer still overrides a valid one below it.
-#[derive(Debug, Clone)]
-pub(super) struct Written<T> {
-    pub(super) value: Option<T>,
-}
-
-impl Layer {
-    /// Put `top` over `self`: its keys win, its `env` is merged in per variable.
-    pub(super) fn overlay(&mut self, top: &Layer) {
-        macro_rules! replace {
-            ($($field:ident),*) => {$(
-                if top.$field.is_some() {
-                    self.$field = top.$field.clone();
-                }
-            )*};
-        }
-        replace!(
-            cmd,
-            cwd,
-            instances,
-            restart,
-            restart_delay,
-            max_restarts,
-            min_uptime,
-            errored_retry,
-            stop_signal,
-            kill_timeout,
-            autostart,
-            user,
-            group,
-            log_format,
-            log_json,
-            log_max_line,
-            log_split,
-            log_file,
-            log_max_size,
-            log_rotate,
-            log_retain,
-            log_compress,
-            log_target,
-            max_memory,
-            memory_interval,
-            memory_samples,
-            memory_action,
-            max_unavailable,
-            cron_restart,
-            cron_tz,
-            cron_overlap,
-            ready,
-            health,
-            listen
-        );
-        self.env
-            .extend(top.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
 }
 
 /// One `[app.profile.NAME]`.
@@ -280,150 +165,21 @@ impl Walker<'_> {
         profiles
     }
 
-    /// Parse the app fields of one table. For an `[[app]]`, `name` and `profile` are
+    /// Read the app keys of one table. For an `[[app]]`, `name` and `profile` are
     /// handled by the caller; elsewhere they are errors.
     pub(super) fn layer(&mut self, table: &DeTable<'_>, prefix: &str, section: Section) -> Layer {
         let mut l = Layer::default();
         for (k, v) in table.iter() {
             let field = k.get_ref().as_ref();
             let key = format!("{prefix}.{field}");
-            match field {
-                "name" | "profile" => self.misplaced(k, &key, section),
-                "cmd" => l.cmd = Some(self.cmd(v, &key, field)),
-                "cwd" => {
-                    l.cwd = self.path(v, &key, field).map(|path| Cwd {
-                        path,
-                        span: v.span(),
-                        key: key.clone(),
-                    })
-                }
-                "env" => {
-                    if let Some(env) = self.env(v, &key) {
-                        l.env = env;
-                    }
-                }
-                "instances" => l.instances = self.instances(v, &key),
-                "restart" => l.restart = self.restart(v, &key),
-                "restart_delay" => l.restart_delay = self.duration(v, &key, field),
-                "max_restarts" => l.max_restarts = self.count(v, &key, field, u32::MAX),
-                "min_uptime" => l.min_uptime = self.duration(v, &key, field),
-                "errored_retry" => l.errored_retry = self.duration(v, &key, field),
-                "stop_signal" => l.stop_signal = self.signal(v, &key, field),
-                "kill_timeout" => l.kill_timeout = self.duration(v, &key, field),
-                "autostart" => l.autostart = self.boolean(v, &key, field),
-                "user" => l.user = self.account(v, &key, field, "a user name or numeric uid"),
-                "group" => l.group = self.account(v, &key, field, "a group name or numeric gid"),
-                "log_format" => {
-                    l.log_format = self
-                        .choice(v, &key, field, LOG_FORMAT_VALUES)
-                        .map(|c| match c {
-                            "json" => LogFormat::Json,
-                            _ => LogFormat::Text,
-                        })
-                }
-                "log_json" => {
-                    l.log_json = self
-                        .choice(v, &key, field, LOG_JSON_VALUES)
-                        .map(|c| match c {
-                            "embed" => LogJson::Embed,
-                            _ => LogJson::String,
-                        })
-                }
-                "log_max_line" => {
-                    l.log_max_line = self
-                        .size(v, &key, field, MIN_LOG_MAX_LINE, Some(MAX_LOG_MAX_LINE))
-                        .and_then(|n| usize::try_from(n).ok())
-                }
-                "log_split" => l.log_split = self.boolean(v, &key, field),
-                "log_file" => {
-                    l.log_file = self.path(v, &key, field).map(|path| LogFile {
-                        path,
-                        span: v.span(),
-                        key: key.clone(),
-                    })
-                }
-                "log_max_size" => {
-                    l.log_max_size = self.size(v, &key, field, MIN_LOG_MAX_SIZE, None)
-                }
-                "log_rotate" => {
-                    l.log_rotate = self
-                        .choice(v, &key, field, LOG_ROTATE_VALUES)
-                        .map(|c| match c {
-                            "hourly" => LogRotate::Hourly,
-                            _ => LogRotate::Daily,
-                        })
-                }
-                "log_retain" => l.log_retain = self.count(v, &key, field, MAX_LOG_RETAIN),
-                "log_compress" => l.log_compress = self.boolean(v, &key, field),
-                "log_target" => {
-                    l.log_target = self
-                        .choice(v, &key, field, LOG_TARGET_VALUES)
-                        .map(|c| match c {
-                            "stdout" => LogTarget::Stdout,
-                            "both" => LogTarget::Both,
-                            _ => LogTarget::File,
-                        })
-                }
-                "max_memory" => {
-                    l.max_memory = self.size(v, &key, field, MemorySettings::MIN_MAX_MEMORY, None)
-                }
-                "memory_interval" => {
-                    l.memory_interval =
-                        self.duration_at_least(v, &key, field, MemorySettings::MIN_INTERVAL)
-                }
-                "memory_samples" => l.memory_samples = self.positive(v, &key, field),
-                "memory_action" => {
-                    l.memory_action =
-                        self.choice(v, &key, field, MEMORY_ACTION_VALUES)
-                            .map(|c| match c {
-                                "stop" => MemoryAction::Stop,
-                                _ => MemoryAction::Restart,
-                            })
-                }
-                "max_unavailable" => l.max_unavailable = self.positive(v, &key, field),
-                "cron_restart" => {
-                    l.cron_restart = Some(Written {
-                        value: self.cron_expr(v, &key, field),
-                    })
-                }
-                "cron_tz" => {
-                    l.cron_tz = Some(Written {
-                        value: self.time_zone(v, &key, field),
-                    })
-                }
-                "cron_overlap" => {
-                    l.cron_overlap = Some(Written {
-                        value: self
-                            .choice(v, &key, field, CRON_OVERLAP_VALUES)
-                            .map(|c| match c {
-                                "restart" => CronOverlap::Restart,
-                                _ => CronOverlap::Skip,
-                            }),
-                    })
-                }
-                "listen" => l.listen = Some(self.listen(v, &key)),
-                "ready" => {
-                    l.ready = Some(Written {
-                        value: self.ready(v, &key),
-                    })
-                }
-                "health" => {
-                    l.health = Some(Written {
-                        value: self.health(v, &key),
-                    })
-                }
-                _ => {
-                    if section == Section::App {
-                        self.sink.unknown_key(k, &key, APP_KEYS);
-                    } else {
-                        let overlay_keys: Vec<&str> = APP_KEYS
-                            .iter()
-                            .copied()
-                            .filter(|k| *k != "name" && *k != "profile")
-                            .collect();
-                        self.sink.unknown_key(k, &key, &overlay_keys);
-                    }
-                }
+            if field == "name" || field == "profile" {
+                self.misplaced(k, &key, section);
+            } else if !l.read(self, field, v, &key) {
+                let known = match section {
+                    Section::App => APP_KEYS,
+                    Section::Defaults | Section::Profile => LAYER_KEYS,
+                };
+                self.sink.unknown_key(k, &key, known);
             }
         }
         l
@@ -551,11 +307,11 @@ impl Walker<'_> {
     pub(super) fn build(
         &mut self,
         app: &RawApp,
-        merged: Layer,
+        mut merged: Layer,
         cpus: u32,
         is_dir: &dyn Fn(&Path) -> bool,
     ) -> Option<App> {
-        let cwd = match merged.cwd {
+        let cwd = match merged.cwd.take() {
             Some(c) => {
                 if !is_dir(&c.path) {
                     self.sink.error(
@@ -572,10 +328,10 @@ impl Walker<'_> {
             }
             None => self.dir.clone(),
         };
-        let cmd = match merged.cmd {
-            Some(Some(cmd)) => Some(cmd),
+        let cmd = match merged.cmd.take() {
+            Some(Written(Some(cmd))) => Some(cmd),
             // Already reported where it was written.
-            Some(None) => None,
+            Some(Written(None)) => None,
             None => {
                 let message = match &app.name {
                     Some(name) => format!("missing field `cmd` in app `{}`", name.get_ref()),
@@ -590,56 +346,38 @@ impl Walker<'_> {
                 None
             }
         };
-        let cron = Self::cron(merged.cron_restart, merged.cron_tz, merged.cron_overlap);
+        let cron = Self::cron(
+            merged.cron_restart.take(),
+            merged.cron_tz.take(),
+            merged.cron_overlap.take(),
+        );
+        let instances = merged.instances.take().unwrap_or(Instances::Count(1));
         let (name, cmd) = (app.name.as_ref()?, cmd?);
-        Some(App {
+        // The built-in defaults, the lowest layer: what the merged layers set replaces them.
+        let mut built = App {
             name: name.get_ref().clone(),
             cmd,
             cwd,
-            env: merged.env,
-            instances: merged
-                .instances
-                .unwrap_or(Instances::Count(1))
-                .resolve(cpus),
-            restart: merged.restart.unwrap_or(RestartMode::Always),
-            restart_delay: merged.restart_delay.unwrap_or(DEFAULT_RESTART_DELAY),
-            max_restarts: merged.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
-            min_uptime: merged.min_uptime.unwrap_or(DEFAULT_MIN_UPTIME),
-            errored_retry: merged.errored_retry.unwrap_or(DEFAULT_ERRORED_RETRY),
-            stop_signal: merged.stop_signal.unwrap_or(Signal::TERM),
-            kill_timeout: merged.kill_timeout.unwrap_or(DEFAULT_KILL_TIMEOUT),
-            autostart: merged.autostart.unwrap_or(true),
-            user: merged.user,
-            group: merged.group,
-            log: LogSettings {
-                format: merged.log_format.unwrap_or(LogFormat::Text),
-                json: merged.log_json.unwrap_or(LogJson::String),
-                max_line: merged.log_max_line.unwrap_or(LogSettings::DEFAULT_MAX_LINE),
-                split: merged.log_split.unwrap_or(false),
-                file: merged.log_file.map(|f| f.path),
-                max_size: merged.log_max_size,
-                rotate: merged.log_rotate,
-                retain: merged.log_retain.unwrap_or(LogSettings::DEFAULT_RETAIN),
-                compress: merged.log_compress.unwrap_or(false),
-                target: merged.log_target,
-            },
-            memory: MemorySettings {
-                max_memory: merged.max_memory,
-                interval: merged
-                    .memory_interval
-                    .unwrap_or(MemorySettings::DEFAULT_INTERVAL),
-                samples: merged
-                    .memory_samples
-                    .unwrap_or(MemorySettings::DEFAULT_SAMPLES),
-                action: merged.memory_action.unwrap_or(MemoryAction::Restart),
-                max_unavailable: merged
-                    .max_unavailable
-                    .unwrap_or(MemorySettings::DEFAULT_MAX_UNAVAILABLE),
-            },
+            env: BTreeMap::new(),
+            instances: instances.resolve(cpus),
+            restart: RestartMode::Always,
+            restart_delay: DEFAULT_RESTART_DELAY,
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            min_uptime: DEFAULT_MIN_UPTIME,
+            errored_retry: DEFAULT_ERRORED_RETRY,
+            stop_signal: Signal::TERM,
+            kill_timeout: DEFAULT_KILL_TIMEOUT,
+            autostart: true,
+            user: None,
+            group: None,
+            log: LogSettings::default(),
+            memory: MemorySettings::default(),
             cron,
-            listen: merged.listen.and_then(|l| l.value).unwrap_or_default(),
-            ready: merged.ready.and_then(|w| w.value),
-            health: merged.health.and_then(|w| w.value),
-        })
+            ready: None,
+            health: None,
+            listen: Vec::new(),
+        };
+        merged.apply(&mut built);
+        Some(built)
     }
 }

@@ -1,7 +1,7 @@
 //! The cron keys: `cron_restart` and `cron_tz` read into checked values
 //! ([`crate::config::cron`] parses them), and the three keys combined once merged.
 
-use super::app::Written;
+use super::keys::Written;
 use super::{Value, Walker};
 use crate::config::cron::{CRON_EXPECTED, TZ_EXPECTED};
 use crate::config::{CronExpr, CronOverlap, CronSettings, CronZone};
@@ -60,11 +60,11 @@ impl Walker<'_> {
         tz: Option<Written<CronZone>>,
         overlap: Option<Written<CronOverlap>>,
     ) -> Option<CronSettings> {
-        let expr = restart?.value?;
+        let expr = restart?.0?;
         Some(CronSettings {
             expr,
-            tz: tz.and_then(|t| t.value),
-            overlap: overlap.and_then(|o| o.value).unwrap_or(CronOverlap::Skip),
+            tz: tz.and_then(|t| t.0),
+            overlap: overlap.and_then(|o| o.0).unwrap_or(CronOverlap::Skip),
         })
     }
 }

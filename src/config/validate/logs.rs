@@ -15,15 +15,6 @@ pub const MIN_LOG_MAX_SIZE: u64 = 1024;
 /// The largest `log_retain`: every rotation renames each kept file once.
 pub const MAX_LOG_RETAIN: u32 = 1000;
 
-/// A `log_file` and where it was written, so two apps writing one file are reported at
-/// the layer that named it.
-#[derive(Debug, Clone)]
-pub(super) struct LogFile {
-    pub(super) path: PathBuf,
-    pub(super) span: Range<usize>,
-    pub(super) key: String,
-}
-
 impl Walker<'_> {
     /// Two apps appending to one file would rotate it under each other: each file belongs
     /// to one app. Reported at the `log_file` (or app name) of every later claimant.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
+use super::keys::PathAt;
 use super::{Value, Walker};
 use crate::config::raw::{self, one_of, suggest, type_name, RESTART_VALUES};
 use crate::config::units::{self, format_size, Instances};
@@ -107,6 +108,15 @@ impl Walker<'_> {
         let joined = self.dir.join(s);
         // `absolute` drops `.` components, so `cwd = "."` is the directory itself.
         Some(std::path::absolute(&joined).unwrap_or(joined))
+    }
+
+    /// A [`Walker::path`] with where it was written.
+    pub(super) fn path_at(&mut self, value: &Value<'_>, key: &str, field: &str) -> Option<PathAt> {
+        self.path(value, key, field).map(|path| PathAt {
+            path,
+            span: value.span(),
+            key: key.to_string(),
+        })
     }
 
     pub(super) fn env(&mut self, value: &Value<'_>, key: &str) -> Option<BTreeMap<String, String>> {
