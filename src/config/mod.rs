@@ -85,6 +85,9 @@ pub struct App {
     /// The memory-watch keys: `max_memory`, `memory_interval`, `memory_samples`,
     /// `memory_action`, `max_unavailable`.
     pub memory: MemorySettings,
+    /// `max_surge`: how many instances above `instances` a rolling replacement may start
+    /// (default 0). Accepted and validated; nothing acts on it yet.
+    pub max_surge: u32,
     /// The cron keys: `cron_restart`, `cron_tz`, `cron_overlap`. `None`: no
     /// `cron_restart`, nothing is restarted on a schedule (default).
     pub cron: Option<CronSettings>,

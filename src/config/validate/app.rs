@@ -372,6 +372,7 @@ impl Walker<'_> {
             group: None,
             log: LogSettings::default(),
             memory: MemorySettings::default(),
+            max_surge: 0,
             cron,
             ready: None,
             health: None,

@@ -278,6 +278,10 @@ app_keys! {
         read: |w, v, key, field| w.positive(v, key, field),
         into: |app, n| app.memory.max_unavailable = n,
     }
+    max_surge: u32 {
+        read: |w, v, key, field| w.count(v, key, field, u32::MAX),
+        into: |app, n| app.max_surge = n,
+    }
     cron_restart: Written<CronExpr> {
         read: |w, v, key, field| Some(Written(w.cron_expr(v, key, field))),
     }

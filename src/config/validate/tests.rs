@@ -86,6 +86,7 @@ fn minimal_app_gets_every_default() {
             group: None,
             log: LogSettings::default(),
             memory: MemorySettings::default(),
+            max_surge: 0,
             cron: None,
             ready: None,
             health: None,
@@ -196,7 +197,7 @@ fn each_error_kind() {
              `group`, `log_format`, `log_json`, `log_max_line`, `log_split`, `log_file`, \
              `log_max_size`, `log_rotate`, `log_retain`, `log_compress`, `log_target`, \
              `max_memory`, `memory_interval`, `memory_samples`, `memory_action`, \
-             `max_unavailable`, `cron_restart`, `cron_tz`, `cron_overlap`, `ready`, `health`, `listen`, `profile`)",
+             `max_unavailable`, `max_surge`, `cron_restart`, `cron_tz`, `cron_overlap`, `ready`, `health`, `listen`, `profile`)",
         ),
         (
             "[supervisor]\nsocked = \"/tmp/s\"\n",
@@ -881,4 +882,29 @@ fn keys_tables_match_the_fields_read() {
             .unwrap_or_default();
         assert!(!shown.contains("unknown field"), "{key}: {shown}");
     }
+}
+
+#[test]
+fn max_surge_is_read_and_layered() {
+    let text = "[defaults]\nmax_surge = 1\n\
+                [[app]]\nname = \"a\"\ncmd = \"x\"\n\
+                [[app]]\nname = \"b\"\ncmd = \"x\"\nmax_surge = 0\n\
+                [app.profile.prod]\nmax_surge = 3\n";
+    let config = check(text).unwrap();
+    assert_eq!(config.apps[0].max_surge, 1, "from [defaults]");
+    assert_eq!(
+        config.apps[1].max_surge, 0,
+        "the app's own value beats [defaults]"
+    );
+    let prod = check_with(text, Some("prod")).unwrap();
+    assert_eq!(prod.apps[1].max_surge, 3, "the profile's");
+    assert_eq!(app("[[app]]\nname = \"a\"\ncmd = \"x\"\n").max_surge, 0);
+    assert_eq!(
+        errors("[[app]]\nname = \"a\"\ncmd = \"x\"\nmax_surge = -1\n"),
+        ["4:13: `max_surge` cannot be negative, found -1 (expected a non-negative integer)"]
+    );
+    assert_eq!(
+        errors("[defaults]\nmax_surge = \"25%\"\n"),
+        ["2:13: invalid type for `max_surge`: found a string (expected a non-negative integer)"]
+    );
 }
