@@ -1,18 +1,15 @@
-//! Cron schedules: a validated `cron_restart` expression in its time zone, and the next
-//! time it fires.
+//! Cron schedules: the next time a validated `cron_restart` expression fires in its time
+//! zone. Parsing and checking the expression and the zone is [`crate::config::cron`]'s.
 //!
-//! Expressions are parsed by `croner`: 5 fields (minute precision, like PM2), 6 with
-//! seconds first, or a nickname (`@hourly`, `@daily`, `@midnight`, `@weekly`, `@monthly`,
-//! `@yearly`). Days of month and of week are OR-ed, as in Vixie cron. Fire times are wall
-//! clock times in the app's `cron_tz` (default: the system's local zone). Across a DST
-//! change croner follows OCPS: a fixed-time job whose time falls in the gap of a spring
-//! change runs at the first valid time after it, the same day, and runs once (at the
-//! earlier instant) when an autumn change repeats its time; an interval job skips times
-//! in the gap and runs in both halves of a repeated hour.
+//! Days of month and of week are OR-ed, as in Vixie cron. Fire times are wall clock times
+//! in the app's `cron_tz` (default: the system's local zone). Across a DST change croner
+//! follows OCPS: a fixed-time job whose time falls in the gap of a spring change runs at
+//! the first valid time after it, the same day, and runs once (at the earlier instant) when
+//! an autumn change repeats its time; an interval job skips times in the gap and runs in
+//! both halves of a repeated hour.
 //!
-//! Pure apart from reading the tz database: the named `cron_tz` zone once (the system's
-//! `/usr/share/zoneinfo`, else the copy built into supd), and the local zone (`TZ`,
-//! `/etc/localtime`) at each [`Schedule::next_after`] when there is no `cron_tz`.
+//! Pure apart from reading the local zone (`TZ`, `/etc/localtime`) at each
+//! [`Schedule::next_after`] when there is no `cron_tz`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,19 +17,9 @@ use chrono::{
     DateTime, Datelike, FixedOffset, Local, LocalResult, NaiveDate, NaiveDateTime, TimeZone,
     Timelike, Utc,
 };
-use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 
-use crate::config::raw::suggest;
 use crate::config::CronSettings;
-
-/// What a `cron_restart` value must look like, for error messages.
-pub const CRON_EXPECTED: &str = "a cron expression: 5 fields like `0 3 * * *` (03:00 daily), \
-     6 with seconds first like `*/30 * * * * *`, or `@hourly`, `@daily`, `@midnight`, \
-     `@weekly`, `@monthly`, `@yearly`";
-
-/// What a `cron_tz` value must look like, for error messages.
-pub const TZ_EXPECTED: &str = "an IANA time zone name like `Europe/Berlin` or `UTC`";
 
 /// A validated schedule.
 #[derive(Debug, Clone)]
@@ -43,13 +30,12 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// The schedule of `settings`: its expression parsed, its zone looked up. The error is
-    /// a message without position (config validation adds the position): see
-    /// [`check_expr`] and [`check_tz`].
-    pub fn new(settings: &CronSettings) -> Result<Schedule, String> {
-        let cron = parse_expr(&settings.expr)?;
-        let zone = settings.tz.as_deref().map(parse_tz).transpose()?;
-        Ok(Schedule { cron, zone })
+    /// The schedule of `settings`, whose expression and zone the config already checked.
+    pub fn new(settings: &CronSettings) -> Schedule {
+        Schedule {
+            cron: settings.expr.cron().clone(),
+            zone: settings.tz.as_ref().map(|z| Zone(z.time_zone().clone())),
+        }
     }
 
     /// The first fire time strictly after `after` (wall clock). `None` when there is none
@@ -76,62 +62,7 @@ impl Schedule {
     }
 }
 
-/// Whether `expr` is a valid `cron_restart` expression; the error quotes croner.
-pub fn check_expr(expr: &str) -> Result<(), String> {
-    parse_expr(expr).map(|_| ())
-}
-
-/// Whether `name` is a known IANA time zone; the error suggests a close name when there
-/// is one (`Europe/Berln`, `europe/berlin`).
-pub fn check_tz(name: &str) -> Result<(), String> {
-    parse_tz(name).map(|_| ())
-}
-
-fn parse_expr(expr: &str) -> Result<Cron, String> {
-    let trimmed = expr.trim();
-    // croner knows every nickname of the README but `@midnight`, which is `@daily`.
-    let pattern = if trimmed.eq_ignore_ascii_case("@midnight") {
-        "@daily"
-    } else {
-        trimmed
-    };
-    let cron = CronParser::builder()
-        .seconds(Seconds::Optional)
-        .year(Year::Disallowed)
-        .build()
-        .parse(pattern)
-        .map_err(|e| format!("invalid cron expression `{expr}`: {e}"))?;
-    // A date that never comes (`0 0 30 2 *`) parses but would never fire. From the start
-    // of a leap year, every other pattern fires within croner's search limit.
-    let leap_year = DateTime::<Utc>::from_timestamp(LEAP_YEAR_START, 0);
-    if leap_year.is_some_and(|t| cron.find_next_occurrence(&t, true).is_err()) {
-        return Err(format!(
-            "cron expression `{expr}` never fires (no such date)"
-        ));
-    }
-    Ok(cron)
-}
-
-/// 2024-01-01T00:00:00Z, the start of a leap year.
-const LEAP_YEAR_START: i64 = 1_704_067_200;
-
-fn parse_tz(name: &str) -> Result<Zone, String> {
-    if let Ok(tz) = jiff::tz::TimeZone::get(name) {
-        return Ok(Zone(tz));
-    }
-    let known: Vec<String> = jiff::tz::db()
-        .available()
-        .map(|n| n.as_str().to_string())
-        .collect();
-    let names: Vec<&str> = known.iter().map(String::as_str).collect();
-    Err(match suggest(name, &names) {
-        Some(near) => format!("unknown time zone `{name}`, did you mean `{near}`?"),
-        None => format!("unknown time zone `{name}`"),
-    })
-}
-
-/// A named zone of the tz database (the system's `/usr/share/zoneinfo`, else the copy
-/// built into supd, so a container image without tzdata still has every zone), as a
+/// A named zone of the tz database (as [`crate::config::CronZone`] found it), as a
 /// `chrono` time zone for croner. Lookups are jiff's; this only translates.
 ///
 /// Why not `chrono-tz`: it embeds the database as Rust tables full of pointers, which a
@@ -264,11 +195,10 @@ mod tests {
 
     fn schedule(expr: &str, tz: Option<&str>) -> Schedule {
         Schedule::new(&CronSettings {
-            expr: expr.to_string(),
-            tz: tz.map(String::from),
+            expr: expr.parse().unwrap(),
+            tz: tz.map(|t| t.parse().unwrap()),
             overlap: CronOverlap::Skip,
         })
-        .unwrap()
     }
 
     /// `2025-03-30T01:00:00Z` as a [`SystemTime`].
@@ -377,50 +307,25 @@ mod tests {
     }
 
     #[test]
-    fn invalid_expressions_quote_croner() {
-        for (expr, part) in [
-            ("0 3 * *", "Pattern must have 5 or 6 fields"),
-            ("0 3 * * * * *", "Pattern must have 5 or 6 fields"),
-            ("0 25 * * *", "invalid cron expression `0 25 * * *`"),
-            ("", "invalid cron expression ``"),
-            ("@every 5m", "invalid cron expression `@every 5m`"),
-            (
-                "0 0 30 2 *",
-                "cron expression `0 0 30 2 *` never fires (no such date)",
-            ),
-            ("0 0 31 4 *", "never fires"),
-        ] {
-            let e = check_expr(expr).unwrap_err();
-            assert!(e.contains(part), "{expr}: {e}");
-        }
-    }
-
-    #[test]
     fn the_29th_of_february_fires_in_leap_years() {
         let s = schedule("0 0 29 2 *", Some("UTC"));
         assert_eq!(next(&s, "2025-03-01T00:00:00Z"), at("2028-02-29T00:00:00Z"));
     }
 
     #[test]
-    fn time_zones() {
-        assert!(check_tz("Europe/Berlin").is_ok());
-        assert!(check_tz("UTC").is_ok());
-        assert_eq!(
-            check_tz("Europe/Berln").unwrap_err(),
-            "unknown time zone `Europe/Berln`, did you mean `Europe/Berlin`?"
-        );
-        // The tz database's names compare without case (as jiff looks them up).
-        assert!(check_tz("europe/berlin").is_ok());
-        assert_eq!(
-            check_tz("Mars/Olympus").unwrap_err(),
-            "unknown time zone `Mars/Olympus`"
-        );
-        let e = Schedule::new(&CronSettings {
-            expr: "@daily".into(),
-            tz: Some("Nowhere".into()),
-            overlap: CronOverlap::Skip,
-        })
-        .unwrap_err();
-        assert_eq!(e, "unknown time zone `Nowhere`");
+    fn schedules_of_a_validated_config_fire() {
+        let text = "[defaults]\ncron_tz = \"Europe/Berlin\"\n\
+                    [[app]]\nname = \"a\"\ncmd = \"x\"\ncwd = \"/\"\ncron_restart = \"0 3 * * *\"\n\
+                    [[app]]\nname = \"b\"\ncmd = \"x\"\ncwd = \"/\"\ncron_restart = \"@midnight\"\n";
+        let path = std::path::Path::new("/etc/sup/ecosystem.toml");
+        let config = crate::config::validate::validate(path, text, None, 1, &|_| true).unwrap();
+        for app in &config.apps {
+            let s = Schedule::new(app.cron.as_ref().unwrap());
+            assert!(
+                s.next_after(at("2025-06-01T00:00:00Z")).is_some(),
+                "{}",
+                app.name
+            );
+        }
     }
 }

@@ -23,10 +23,6 @@ const EXIT_DAEMON_ERROR: u8 = 1;
 /// supd could not be reached at the socket path.
 const EXIT_UNREACHABLE: u8 = 3;
 
-/// Where supctl looks for `[supervisor] socket`, in supd's own order of default configs:
-/// the first file that exists is the one a supd started here would use.
-const CONFIG_CANDIDATES: [&str; 2] = ["ecosystem.toml", "/etc/sup/ecosystem.toml"];
-
 /// Control a running supd.
 #[derive(Debug, Parser)]
 #[command(name = "supctl", version)]
@@ -185,9 +181,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let config_socket = CONFIG_CANDIDATES
-        .iter()
-        .map(Path::new)
+    // The config a supd started here would use (`supd` without `-c`) names the socket.
+    let config_socket = sup::config::default_paths()
+        .into_iter()
         .find(|path| path.exists())
         .and_then(socket_path::socket_from_config_file);
     let path = socket_path::resolve(cli.socket.as_deref(), config_socket.as_deref());

@@ -95,9 +95,8 @@ fn main() -> ExitCode {
 }
 
 fn default_config() -> Option<PathBuf> {
-    ["ecosystem.toml", "/etc/sup/ecosystem.toml"]
+    config::default_paths()
         .into_iter()
-        .map(Path::new)
         .find(|p| p.exists())
         .map(Path::to_path_buf)
 }

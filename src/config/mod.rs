@@ -5,6 +5,7 @@
 //! [`validate`] turns the spanned tree plus an optional profile into a [`Config`],
 //! collecting every error (not just the first) as a [`ConfigError`] with file:line:col.
 
+pub mod cron;
 pub mod error;
 pub mod listen;
 pub mod probe;
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use cron::{CronExpr, CronOverlap, CronSettings, CronZone};
 pub use error::{ConfigError, ConfigErrors};
 pub use probe::{Check, HealthSettings, ReadySettings};
 
@@ -83,6 +85,9 @@ pub struct App {
     /// The memory-watch keys: `max_memory`, `memory_interval`, `memory_samples`,
     /// `memory_action`, `max_unavailable`.
     pub memory: MemorySettings,
+    /// `max_surge`: how many instances above `instances` a rolling replacement may start
+    /// (default 0). Accepted and validated; nothing acts on it yet.
+    pub max_surge: u32,
     /// The cron keys: `cron_restart`, `cron_tz`, `cron_overlap`. `None`: no
     /// `cron_restart`, nothing is restarted on a schedule (default).
     pub cron: Option<CronSettings>,
@@ -99,32 +104,6 @@ impl App {
     pub fn ready_check(&self) -> Option<&Check> {
         self.ready.as_ref().map(|r| &r.check)
     }
-}
-
-/// The cron keys of an app: when it is restarted on a schedule.
-///
-/// This is configuration only; the expression is already known to parse (see
-/// [`crate::schedule::Schedule::new`]), computing fire times is [`crate::schedule`]'s.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CronSettings {
-    /// `cron_restart`: the cron expression as written: 5 fields (minute precision), 6 with
-    /// seconds first, or a nickname (`@hourly`, `@daily`, `@midnight`, ...).
-    pub expr: String,
-    /// `cron_tz`: the IANA time zone the expression is read in. `None`: local time.
-    pub tz: Option<String>,
-    /// `cron_overlap`: what a tick does while the previous run of a job still runs
-    /// (default skip).
-    pub overlap: CronOverlap,
-}
-
-/// `cron_overlap = "skip" | "restart"`: what a cron tick does to a `restart = "never"` app
-/// whose previous run is still running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CronOverlap {
-    /// Leave the running one alone; this tick is dropped (default).
-    Skip,
-    /// Restart it, as for any other app.
-    Restart,
 }
 
 /// The memory-watch keys of an app. [`Default`] gives the documented defaults: no limit,
@@ -333,6 +312,13 @@ impl Signal {
     pub const TERM: Signal = Signal(15);
     /// SIGKILL.
     pub const KILL: Signal = Signal(9);
+}
+
+/// Where supd looks for its config when given none, in order: `./ecosystem.toml`, then
+/// `/etc/sup/ecosystem.toml`. The first that exists is used; supctl reads the same one to
+/// find the control socket.
+pub fn default_paths() -> [&'static Path; 2] {
+    ["ecosystem.toml", "/etc/sup/ecosystem.toml"].map(Path::new)
 }
 
 /// Read, parse and validate `path` with `profile` applied. `cpus` resolves `"max"`.

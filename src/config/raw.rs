@@ -21,47 +21,9 @@ pub const TOP_KEYS: &[&str] = &["supervisor", "defaults", "app"];
 /// The keys of `[supervisor]`.
 pub const SUPERVISOR_KEYS: &[&str] = &["socket", "log_dir", "shutdown_timeout", "http"];
 
-/// The keys of an `[[app]]` table. `[defaults]` and `[app.profile.NAME]` take the same
-/// keys except `name` and `profile`.
-pub const APP_KEYS: &[&str] = &[
-    "name",
-    "cmd",
-    "cwd",
-    "env",
-    "instances",
-    "restart",
-    "restart_delay",
-    "max_restarts",
-    "min_uptime",
-    "errored_retry",
-    "stop_signal",
-    "kill_timeout",
-    "autostart",
-    "user",
-    "group",
-    "log_format",
-    "log_json",
-    "log_max_line",
-    "log_split",
-    "log_file",
-    "log_max_size",
-    "log_rotate",
-    "log_retain",
-    "log_compress",
-    "log_target",
-    "max_memory",
-    "memory_interval",
-    "memory_samples",
-    "memory_action",
-    "max_unavailable",
-    "cron_restart",
-    "cron_tz",
-    "cron_overlap",
-    "ready",
-    "health",
-    "listen",
-    "profile",
-];
+/// The keys of an `[[app]]` table, declared in [`super::validate`] with how each is read.
+/// `[defaults]` and `[app.profile.NAME]` take the same keys except `name` and `profile`.
+pub use super::validate::APP_KEYS;
 
 /// The values of `restart`.
 pub const RESTART_VALUES: &[&str] = &["always", "on-failure", "never"];

@@ -906,7 +906,7 @@ fn cron_app(name: &str, instances: u32) -> App {
     let mut a = app(name);
     a.instances = instances;
     a.cron = Some(crate::config::CronSettings {
-        expr: "0 3 * * *".into(),
+        expr: "0 3 * * *".parse().unwrap(),
         tz: None,
         overlap: crate::config::CronOverlap::Skip,
     });

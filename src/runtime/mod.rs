@@ -153,10 +153,7 @@ impl Runtime {
         let mut schedules = HashMap::new();
         for (i, app) in config.apps.iter().enumerate() {
             if let Some(cron) = &app.cron {
-                // Validated with the config already; an error here would be a bug.
-                let schedule = crate::schedule::Schedule::new(cron)
-                    .map_err(|e| format!("{}: cron_restart: {e}", app.name))?;
-                schedules.insert(i, schedule);
+                schedules.insert(i, crate::schedule::Schedule::new(cron));
             }
         }
         let pid = std::process::id() as i32;
