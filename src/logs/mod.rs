@@ -27,6 +27,7 @@
 //! - [`archive`]: renames, deletes and gzips rotated files (the compressor thread).
 //! - [`follow`]: live copies for followers, never slowing the writer.
 //! - [`tail`](mod@tail): the last records of files, read back (blocking).
+//! - [`stream`]: [`Stream`] and [`StreamMeta`], whose output a pipe carries.
 //! - [`time`]: RFC 3339 timestamps without a date crate.
 //!
 //! A record's time is when supd read the chunk that completed it (one clock read per
@@ -68,12 +69,12 @@ pub mod framer;
 pub mod reader;
 pub mod record;
 pub mod rotate;
+pub mod stream;
 pub mod tail;
 pub mod time;
 pub mod writer;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::fs::File;
 use std::future::Future;
 use std::io;
@@ -90,6 +91,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, LogSettings, LogTarget};
 
 pub use self::record::{parse_line, Filter, Record};
+pub use self::stream::{Stream, StreamMeta};
 pub use self::tail::tail;
 
 use self::follow::Followers;
@@ -104,44 +106,6 @@ pub const APP_BUDGET: usize = 16;
 /// How long [`Logs::finish`] waits for the writer to write what was read, after the
 /// readers stopped. Only a hung file system (or a long compression) makes it matter.
 pub const FLUSH_GRACE: Duration = Duration::from_secs(5);
-
-/// Which output of a child a pipe carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Stream {
-    /// Standard output.
-    Out,
-    /// Standard error.
-    Err,
-}
-
-impl Stream {
-    /// `"out"` or `"err"`, as written in log lines.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stream::Out => "out",
-            Stream::Err => "err",
-        }
-    }
-}
-
-impl fmt::Display for Stream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Whose output a pipe carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StreamMeta {
-    /// The app's name, as in the configuration.
-    pub app: Arc<str>,
-    /// The instance index, 0-based.
-    pub index: u32,
-    /// The child's pid (in JSON records and followers' records; not in text lines).
-    pub pid: i32,
-    /// stdout or stderr.
-    pub stream: Stream,
-}
 
 /// One app as the log pipeline needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]

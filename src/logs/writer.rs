@@ -34,8 +34,8 @@ use super::format::{write_dropped_marker, Format, LineHead};
 use super::framer::{Framer, Mark};
 use super::record::{parse_line, Filter, Record};
 use super::rotate::{self, Policy};
+use super::stream::{Stream, StreamMeta};
 use super::time::now_ms;
-use super::{Stream, StreamMeta};
 
 /// Most messages taken into one batch.
 pub const BATCH_MSGS: usize = 16;
