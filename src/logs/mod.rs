@@ -26,6 +26,8 @@
 //! - [`rotate`] (pure): when to rotate, names of rotated files.
 //! - [`writer`]: the one thread that frames, formats, writes and rotates, and counts
 //!   what an I/O error drops.
+//! - [`watch`]: `ready = { log = "…" }`, a regex matched on the writer thread against a
+//!   new process's lines.
 //! - [`archive`]: renames, deletes and gzips rotated files (the compressor thread).
 //! - [`follow`]: live copies for followers, never slowing the writer.
 //! - [`tail`](mod@tail): the last records of files, read back (blocking).
@@ -75,55 +77,14 @@ pub mod rotate;
 pub mod stream;
 pub mod tail;
 pub mod time;
+pub mod watch;
 pub mod writer;
-
-use std::collections::HashMap;
 
 pub use self::pipeline::{AppLog, Logs, APP_BUDGET, FLUSH_GRACE};
 pub use self::record::{parse_line, Filter, Record};
 pub use self::stream::{Stream, StreamMeta};
 pub use self::tail::tail;
-
-/// A readiness watch on a process's output lines (see [`Logs::watch`]).
-pub struct LineWatch {
-    /// What a line must match (lossy UTF-8 is not needed: bytes are matched).
-    pub regex: regex::bytes::Regex,
-    /// Called once, with the matching line.
-    pub matched: Box<dyn FnOnce(String) + Send>,
-}
-
-impl std::fmt::Debug for LineWatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LineWatch")
-            .field("regex", &self.regex.as_str())
-            .finish()
-    }
-}
-
-/// Take the watch of `pid` out for the lines of one chunk (cheap when none is set).
-fn watched(watches: &mut HashMap<i32, LineWatch>, pid: i32) -> Option<LineWatch> {
-    if watches.is_empty() {
-        None
-    } else {
-        watches.remove(&pid)
-    }
-}
-
-/// Fire the watch if `line` matches; it is then spent.
-fn check_watch(watch: &mut Option<LineWatch>, line: &[u8]) {
-    if watch.as_ref().is_some_and(|w| w.regex.is_match(line)) {
-        if let Some(w) = watch.take() {
-            (w.matched)(String::from_utf8_lossy(line).into_owned());
-        }
-    }
-}
-
-/// Put back a watch that did not fire.
-fn settle_watch(watches: &mut HashMap<i32, LineWatch>, pid: i32, watch: Option<LineWatch>) {
-    if let Some(w) = watch {
-        watches.insert(pid, w);
-    }
-}
+pub use self::watch::LineWatch;
 
 /// Helpers shared by the tests of the pipeline's modules.
 #[cfg(test)]

@@ -28,8 +28,8 @@ use super::reader;
 use super::record::{Filter, Record};
 use super::rotate::Policy;
 use super::stream::StreamMeta;
+use super::watch::LineWatch;
 use super::writer::{AppSpec, Msg, Shared, Writer};
-use super::LineWatch;
 
 /// Chunks of one app that may be read and not yet written (the app's in-flight budget;
 /// see the memory bound in [the pipeline's overview](super)).

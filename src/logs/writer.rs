@@ -36,6 +36,7 @@ use super::record::{parse_line, Filter, Record};
 use super::rotate::{self, Policy};
 use super::stream::{Stream, StreamMeta};
 use super::time::now_ms;
+use super::watch::{self, LineWatch, Watches};
 
 /// Most messages taken into one batch.
 pub const BATCH_MSGS: usize = 16;
@@ -79,7 +80,7 @@ pub(crate) enum Msg {
         tx: mpsc::Sender<Record>,
     },
     /// Call `watch.matched` once a line of process `pid` matches `watch.regex`.
-    Watch { pid: i32, watch: super::LineWatch },
+    Watch { pid: i32, watch: LineWatch },
 }
 
 impl Msg {
@@ -414,7 +415,7 @@ pub(crate) struct Writer {
     /// The batch's messages tagged with their app, reused across batches.
     grouped: Vec<(usize, Msg)>,
     /// Readiness watches on the lines of a process, by pid (usually empty).
-    watches: HashMap<i32, super::LineWatch>,
+    watches: Watches,
 }
 
 impl Writer {
@@ -497,7 +498,7 @@ impl Writer {
             followers: Followers::default(),
             bufs: Default::default(),
             grouped: Vec::with_capacity(BATCH_MSGS),
-            watches: HashMap::new(),
+            watches: Watches::default(),
         };
         Ok((writer, shared))
     }
@@ -673,26 +674,26 @@ impl Writer {
                     if let Some(st) = streams.get_mut(id) {
                         st.head.set_time(*ms);
                         let (head, meta) = (&st.head, &st.meta);
-                        let mut watch = super::watched(watches, meta.pid);
+                        let mut watch = watches.take(meta.pid);
                         st.framer.push(bytes, |piece, mark| {
-                            super::check_watch(&mut watch, piece);
+                            watch::check(&mut watch, piece);
                             out.record(head, meta, *ms, mark, piece)
                         });
-                        super::settle_watch(watches, meta.pid, watch);
+                        watches.settle(meta.pid, watch);
                     }
                 }
                 Msg::Eof { id, ms } => {
                     if let Some(mut st) = streams.remove(id) {
                         st.head.set_time(*ms);
                         let (head, meta) = (&st.head, &st.meta);
-                        let mut watch = super::watched(watches, meta.pid);
+                        let mut watch = watches.take(meta.pid);
                         st.framer.finish(|piece, mark| {
-                            super::check_watch(&mut watch, piece);
+                            watch::check(&mut watch, piece);
                             out.record(head, meta, *ms, mark, piece)
                         });
                         // Its process is going away: nothing more can match.
                         drop(watch);
-                        watches.remove(&meta.pid);
+                        watches.end(meta.pid);
                     }
                 }
                 _ => {}
