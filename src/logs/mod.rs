@@ -24,8 +24,8 @@
 //!   for invalid UTF-8 is documented there).
 //! - [`record`] (pure): [`Record`], [`Filter`], [`parse_line`] (either format back).
 //! - [`rotate`] (pure): when to rotate, names of rotated files.
-//! - [`writer`]: the one thread that frames, formats, writes and rotates, and counts
-//!   what an I/O error drops.
+//! - [`writer`]: the one thread that takes batches, frames, formats, writes and rotates.
+//! - [`output`]: an app's files and stdout; counts what an I/O error drops, and marks it.
 //! - [`watch`]: `ready = { log = "…" }`, a regex matched on the writer thread against a
 //!   new process's lines.
 //! - [`archive`]: renames, deletes and gzips rotated files (the compressor thread).
@@ -70,6 +70,7 @@ pub mod archive;
 pub mod follow;
 pub mod format;
 pub mod framer;
+pub mod output;
 pub mod pipeline;
 pub mod reader;
 pub mod record;

@@ -24,12 +24,13 @@ use crate::config::{Config, LogSettings, LogTarget};
 
 use super::follow::Followers;
 use super::format::Format;
+use super::output::AppSpec;
 use super::reader;
 use super::record::{Filter, Record};
 use super::rotate::Policy;
 use super::stream::StreamMeta;
 use super::watch::LineWatch;
-use super::writer::{AppSpec, Msg, Shared, Writer};
+use super::writer::{Msg, Shared, Writer};
 
 /// Chunks of one app that may be read and not yet written (the app's in-flight budget;
 /// see the memory bound in [the pipeline's overview](super)).
