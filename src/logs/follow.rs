@@ -9,7 +9,7 @@
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::record::{Filter, Record};
-use super::Stream;
+use super::stream::Stream;
 
 /// Records that may wait for one follower before the next ones are skipped for it.
 pub const FOLLOW_QUEUE: usize = 1024;

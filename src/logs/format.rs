@@ -31,8 +31,8 @@
 //!   readable; other valid UTF-8 characters in it show as their bytes.
 
 use super::framer::Mark;
+use super::stream::{Stream, StreamMeta};
 use super::time::{format_ms, TIMESTAMP_LEN};
-use super::{Stream, StreamMeta};
 use crate::config::{LogFormat, LogJson, LogSettings};
 
 /// How log records are rendered.

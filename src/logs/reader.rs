@@ -15,9 +15,9 @@ use std::sync::Arc;
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch, Semaphore};
 
+use super::stream::StreamMeta;
 use super::time::now_ms;
 use super::writer::{Msg, Shared};
-use super::StreamMeta;
 
 /// Largest read, in bytes: the default capacity of a Linux pipe, so a full pipe is
 /// emptied in one read.

@@ -8,8 +8,8 @@
 use serde_json::Value;
 
 use super::format::{is_json_object, write_record, Format};
+use super::stream::Stream;
 use super::time::{format_ms, parse_ms, TIMESTAMP_LEN};
-use super::Stream;
 
 /// One record: a line (or a piece of a long line) of a child, or a note from supd.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,13 +1,13 @@
-//! The writer thread: frames and formats the chunks the readers send, and writes the
-//! records to each app's files and/or supd's stdout, in batches; rotates, truncates and
-//! reopens files between its own writes; copies records to followers.
+//! The writer thread: takes what the readers send from the channel, in batches, frames
+//! and formats the chunks, and hands the records to each app's outputs
+//! ([`super::output`]) and to the followers; rotates, empties and reopens files between
+//! its own writes; matches the line watches ([`super::watch`]).
 //!
-//! Owns the log files and supd's stdout, one [`Framer`] and [`LineHead`] per attached
-//! stream, and the dropped-line accounting. Never runs on the event loop (writes block),
-//! never compresses (the compressor thread of [`super::archive`] does), never panics on
-//! I/O errors and never stops before the channel closes: a failed write drops that
-//! write's lines for that output, counts them, and a marker record reports them once
-//! writing works again (DESIGN §2).
+//! Owns the receiving end of the channel, one [`Framer`] and [`LineHead`] per attached
+//! stream, and the buffers of a batch. Never runs on the event loop (writes block), never
+//! compresses (the compressor thread of [`super::archive`] does), never writes but through
+//! an output (which counts what an I/O error drops and marks it, DESIGN §2) and never
+//! stops before the channel closes.
 //!
 //! Batching: after one message arrives, whatever else is already queued is taken too (up
 //! to [`BATCH_MSGS`] messages or [`BATCH_BYTES`] bytes), the messages are grouped per app
@@ -18,24 +18,22 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Write};
-use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
-use memchr::memchr_iter;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
-use super::archive::{open_log, Archive};
+use super::archive::Archive;
 use super::follow::Followers;
-use super::format::{write_dropped_marker, Format, LineHead};
+use super::format::{Format, LineHead};
 use super::framer::{Framer, Mark};
+use super::output::{AppOut, AppSpec, FileOut, SharedOut, Sink};
 use super::record::{parse_line, Filter, Record};
-use super::rotate::{self, Policy};
+use super::rotate;
+use super::stream::{Stream, StreamMeta};
 use super::time::now_ms;
-use super::{Stream, StreamMeta};
+use super::watch::{self, LineWatch, Watches};
 
 /// Most messages taken into one batch.
 pub const BATCH_MSGS: usize = 16;
@@ -79,7 +77,7 @@ pub(crate) enum Msg {
         tx: mpsc::Sender<Record>,
     },
     /// Call `watch.matched` once a line of process `pid` matches `watch.regex`.
-    Watch { pid: i32, watch: super::LineWatch },
+    Watch { pid: i32, watch: LineWatch },
 }
 
 impl Msg {
@@ -102,281 +100,6 @@ pub(crate) struct Shared {
     pub unknown: AtomicU64,
     /// Pipes whose read failed (the reader ended there).
     pub read_errors: AtomicU64,
-}
-
-/// What the writer needs to know of one app.
-#[derive(Clone, Debug)]
-pub(crate) struct AppSpec {
-    pub name: String,
-    pub format: Format,
-    pub max_line: usize,
-    pub policy: Policy,
-    pub retain: u32,
-    pub compress: bool,
-    /// Current files: none, one for both streams, or `[stdout's, stderr's]`.
-    pub files: Vec<PathBuf>,
-    /// Whether records also go to supd's stdout.
-    pub stdout: bool,
-}
-
-/// supd's stdout, shared by every app that writes there.
-#[derive(Clone, Debug)]
-pub(crate) struct SharedOut(pub Arc<File>);
-
-impl Write for SharedOut {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        loop {
-            match (&*self.0).write(buf) {
-                // stdout may be a non-blocking description shared with others: wait for
-                // room rather than drop, like a blocking file would.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let mut fds = [nix::poll::PollFd::new(
-                        self.0.as_fd(),
-                        nix::poll::PollFlags::POLLOUT,
-                    )];
-                    match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
-                        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                        Err(errno) => return Err(errno.into()),
-                    }
-                }
-                result => return result,
-            }
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// One output of an app (a file or stdout) and the state of its current error episode.
-#[derive(Debug)]
-struct Sink<W> {
-    app: Arc<str>,
-    format: Format,
-    /// The stream of the marker records: the file's stream for a split file, else `err`.
-    stream: Stream,
-    /// `None` while a file cannot be opened.
-    out: Option<W>,
-    dropped: Arc<AtomicU64>,
-    /// Lines dropped since the last marker was written.
-    unreported: u64,
-    /// The latest write (or open) error, shown in the marker.
-    last_error: String,
-    /// Inside an error episode (one warning per episode, not per batch).
-    failing: bool,
-    /// The output ends in the middle of a line (a write failed part-way), so the next text
-    /// must start on a new line.
-    torn: bool,
-    /// "log file <path>" or "stdout", for diagnostics.
-    what: String,
-}
-
-/// What one [`Sink::write`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Written {
-    bytes: usize,
-    /// The dropped-lines marker at the start of the buffer was written.
-    marker: bool,
-}
-
-impl<W: Write> Sink<W> {
-    fn new(
-        app: &Arc<str>,
-        format: Format,
-        stream: Stream,
-        dropped: &Arc<AtomicU64>,
-        what: String,
-    ) -> Self {
-        Sink {
-            app: Arc::clone(app),
-            format,
-            stream,
-            out: None,
-            dropped: Arc::clone(dropped),
-            unreported: 0,
-            last_error: String::new(),
-            failing: false,
-            torn: false,
-            what,
-        }
-    }
-
-    /// Starts a buffer in the empty `buf`; puts the dropped-lines marker first if lines
-    /// were lost since the last one. Returns the marker's length.
-    fn begin(&self, buf: &mut Vec<u8>) -> usize {
-        if self.unreported == 0 {
-            return 0;
-        }
-        if self.torn {
-            buf.push(b'\n');
-        }
-        write_dropped_marker(
-            buf,
-            self.format,
-            now_ms(),
-            &self.app,
-            self.stream,
-            self.unreported,
-            &self.last_error,
-        );
-        buf.len()
-    }
-
-    /// Writes `buf` (a marker of `marker_len` bytes, then records). On error the records
-    /// not written are counted as dropped; the marker is retried with the next buffer.
-    fn write(&mut self, buf: &[u8], marker_len: usize) -> Written {
-        if buf.len() == marker_len {
-            return Written::default(); // no records: the marker waits for the next ones
-        }
-        let mut written = 0;
-        // write_all would hide how far it got; we need that to count exactly.
-        let result = match self.out.as_mut() {
-            None => Err(io::Error::other(self.last_error.clone())),
-            Some(out) => loop {
-                if written == buf.len() {
-                    break Ok(());
-                }
-                match out.write(&buf[written..]) {
-                    Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
-                    Ok(n) => written += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => break Err(e),
-                }
-            },
-        };
-        if written > 0 {
-            self.torn = buf[written - 1] != b'\n';
-        }
-        let marker = marker_len > 0 && written >= marker_len;
-        if marker {
-            self.unreported = 0;
-        }
-        match result {
-            Ok(()) => {
-                if self.failing {
-                    self.failing = false;
-                    tracing::info!(app = %self.app, "{} writable again", self.what);
-                }
-            }
-            Err(e) => {
-                // Every formatted record ends in exactly one '\n' (pieces contain none,
-                // and JSON escapes it), so counting them in the unwritten part counts the
-                // lost lines, a torn one included; the marker's own '\n' is excluded.
-                let lost = memchr_iter(b'\n', &buf[written.max(marker_len)..]).count() as u64;
-                self.unreported += lost;
-                self.dropped.fetch_add(lost, Ordering::Relaxed);
-                if !self.failing {
-                    self.failing = true;
-                    tracing::warn!(app = %self.app, error = %e, "cannot write {}; dropping lines until it works again", self.what);
-                }
-                self.last_error = e.to_string();
-            }
-        }
-        Written {
-            bytes: written,
-            marker,
-        }
-    }
-}
-
-/// One log file of an app.
-#[derive(Debug)]
-struct FileOut {
-    path: PathBuf,
-    sink: Sink<File>,
-    /// Bytes in the file (as far as supd wrote or found them).
-    size: u64,
-    /// When the file's content started (for time rotation); `None` while empty.
-    since: Option<i64>,
-}
-
-impl FileOut {
-    /// Takes over an open `file`, finding its size and age.
-    fn load(&mut self, file: File) {
-        let meta = file.metadata().ok();
-        self.size = meta.as_ref().map_or(0, |m| m.len());
-        // A file supd finds non-empty started before now; its last write dates it.
-        self.since = meta
-            .filter(|m| m.len() > 0)
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .and_then(|d| i64::try_from(d.as_millis()).ok());
-        self.sink.out = Some(file);
-        self.sink.torn = false;
-    }
-
-    /// Opens the file if it is not open (it failed before, or was just rotated).
-    fn ensure_open(&mut self) {
-        if self.sink.out.is_some() {
-            return;
-        }
-        match open_log(&self.path) {
-            Ok(file) => self.load(file),
-            Err(e) => self.sink.last_error = format!("{}: {e}", self.path.display()),
-        }
-    }
-
-    fn write(&mut self, buf: &[u8], marker_len: usize) -> Written {
-        self.ensure_open();
-        let w = self.sink.write(buf, marker_len);
-        self.size += w.bytes as u64;
-        w
-    }
-
-    /// Rotates the file (names in [`super::archive`]) and opens a new one.
-    fn rotate(&mut self, archive: &mut Archive, retain: u32, compress: bool) {
-        let current = self.sink.out.take();
-        if let Err(e) = archive.rotate(&self.path, current.as_ref(), retain, compress) {
-            tracing::warn!(file = %self.path.display(), error = %e, "log rotation failed");
-        }
-        drop(current);
-        // Even after a failed rename: counting from zero again retries a size rotation only
-        // after another log_max_size bytes, not at every record.
-        self.size = 0;
-        self.since = None;
-        self.ensure_open();
-    }
-
-    /// Closes and reopens the file by name.
-    fn reopen(&mut self) {
-        self.sink.out = None;
-        self.ensure_open();
-    }
-
-    /// Empties the file and deletes its rotated files.
-    fn flush(&mut self, archive: &Archive) -> io::Result<()> {
-        self.ensure_open();
-        let truncated = match &self.sink.out {
-            Some(file) => file.set_len(0),
-            None => Err(io::Error::other(self.sink.last_error.clone())),
-        };
-        if truncated.is_ok() {
-            self.size = 0;
-            self.since = None;
-            self.sink.torn = false;
-        }
-        let purged = archive.purge(&self.path);
-        truncated
-            .and(purged)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
-    }
-}
-
-/// One app's outputs.
-#[derive(Debug)]
-struct AppOut {
-    name: Arc<str>,
-    format: Format,
-    max_line: usize,
-    policy: Policy,
-    retain: u32,
-    compress: bool,
-    /// None, one file for both streams, or `[stdout's, stderr's]`.
-    files: Vec<FileOut>,
-    stdout: Option<Sink<SharedOut>>,
-    /// Records framed so far (shared with [`Shared::lines`]).
-    lines: Arc<AtomicU64>,
 }
 
 /// Per attached stream: where it goes and how its lines are cut and prefixed.
@@ -414,7 +137,7 @@ pub(crate) struct Writer {
     /// The batch's messages tagged with their app, reused across batches.
     grouped: Vec<(usize, Msg)>,
     /// Readiness watches on the lines of a process, by pid (usually empty).
-    watches: HashMap<i32, super::LineWatch>,
+    watches: Watches,
 }
 
 impl Writer {
@@ -434,54 +157,17 @@ impl Writer {
                 continue;
             }
             let counter = Arc::new(AtomicU64::new(0));
-            let split = spec.files.len() == 2;
-            let mut files = Vec::with_capacity(spec.files.len());
-            for (i, path) in spec.files.into_iter().enumerate() {
-                let stream = if split && i == 0 {
-                    Stream::Out
-                } else {
-                    Stream::Err
-                };
-                let what = format!("log file {}", path.display());
-                let file = open_log(&path).map_err(|e| {
-                    io::Error::new(e.kind(), format!("log file {}: {e}", path.display()))
-                })?;
-                if let Err(e) = archive.recover(&path, spec.retain, spec.compress) {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot tidy the rotated logs");
-                }
-                let mut out = FileOut {
-                    sink: Sink::new(&name, spec.format, stream, &counter, what),
-                    path,
-                    size: 0,
-                    since: None,
-                };
-                out.load(file);
-                files.push(out);
-            }
-            let stdout = match (&stdout, spec.stdout) {
-                (Some(fd), true) => {
-                    let mut sink =
-                        Sink::new(&name, spec.format, Stream::Err, &counter, "stdout".into());
-                    sink.out = Some(SharedOut(Arc::clone(fd)));
-                    Some(sink)
-                }
-                _ => None,
-            };
+            let app = AppOut::open(
+                Arc::clone(&name),
+                spec,
+                stdout.as_ref(),
+                &counter,
+                &mut archive,
+            )?;
             dropped.insert(Box::from(&*name), counter);
-            let lines = Arc::new(AtomicU64::new(0));
-            line_counts.insert(Box::from(&*name), Arc::clone(&lines));
-            by_app.insert(Arc::clone(&name), apps.len());
-            apps.push(AppOut {
-                name,
-                format: spec.format,
-                max_line: spec.max_line,
-                policy: spec.policy,
-                retain: spec.retain,
-                compress: spec.compress,
-                files,
-                stdout,
-                lines,
-            });
+            line_counts.insert(Box::from(&*name), Arc::clone(&app.lines));
+            by_app.insert(name, apps.len());
+            apps.push(app);
         }
         let shared = Arc::new(Shared {
             dropped,
@@ -497,7 +183,7 @@ impl Writer {
             followers: Followers::default(),
             bufs: Default::default(),
             grouped: Vec::with_capacity(BATCH_MSGS),
-            watches: HashMap::new(),
+            watches: Watches::default(),
         };
         Ok((writer, shared))
     }
@@ -673,26 +359,26 @@ impl Writer {
                     if let Some(st) = streams.get_mut(id) {
                         st.head.set_time(*ms);
                         let (head, meta) = (&st.head, &st.meta);
-                        let mut watch = super::watched(watches, meta.pid);
+                        let mut watch = watches.take(meta.pid);
                         st.framer.push(bytes, |piece, mark| {
-                            super::check_watch(&mut watch, piece);
+                            watch::check(&mut watch, piece);
                             out.record(head, meta, *ms, mark, piece)
                         });
-                        super::settle_watch(watches, meta.pid, watch);
+                        watches.settle(meta.pid, watch);
                     }
                 }
                 Msg::Eof { id, ms } => {
                     if let Some(mut st) = streams.remove(id) {
                         st.head.set_time(*ms);
                         let (head, meta) = (&st.head, &st.meta);
-                        let mut watch = super::watched(watches, meta.pid);
+                        let mut watch = watches.take(meta.pid);
                         st.framer.finish(|piece, mark| {
-                            super::check_watch(&mut watch, piece);
+                            watch::check(&mut watch, piece);
                             out.record(head, meta, *ms, mark, piece)
                         });
                         // Its process is going away: nothing more can match.
                         drop(watch);
-                        watches.remove(&meta.pid);
+                        watches.end(meta.pid);
                     }
                 }
                 _ => {}
@@ -843,81 +529,13 @@ fn tell_marker(b: &Buf, followers: &mut Followers) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // unwrap is the assertion in tests (STYLE: allowed in tests)
 mod tests {
+    // The whole writer, driven message by message with chosen times.
+
     use super::*;
-    use std::sync::Mutex;
-
-    /// An output that fails with ENOSPC while `fail` is set, optionally after accepting a
-    /// few bytes (a write that fails part-way).
-    #[derive(Clone, Default)]
-    struct Flaky {
-        data: Arc<Mutex<Vec<u8>>>,
-        fail: Arc<Mutex<Option<usize>>>,
-    }
-
-    impl Write for Flaky {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            let mut fail = self.fail.lock().unwrap();
-            match *fail {
-                None => {
-                    self.data.lock().unwrap().extend_from_slice(b);
-                    Ok(b.len())
-                }
-                Some(0) => Err(io::Error::from_raw_os_error(libc::ENOSPC)),
-                Some(n) => {
-                    let n = n.min(b.len());
-                    self.data.lock().unwrap().extend_from_slice(&b[..n]);
-                    *fail = Some(0);
-                    Ok(n)
-                }
-            }
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    fn sink(format: Format) -> (Sink<Flaky>, Flaky, Arc<AtomicU64>) {
-        let flaky = Flaky::default();
-        let dropped = Arc::new(AtomicU64::new(0));
-        let mut s = Sink::new(
-            &Arc::from("a"),
-            format,
-            Stream::Err,
-            &dropped,
-            "test".into(),
-        );
-        s.out = Some(flaky.clone());
-        (s, flaky, dropped)
-    }
-
-    /// Formats `lines` after the sink's marker, like the writer does, and writes them.
-    fn write(s: &mut Sink<Flaky>, lines: &[&str]) -> Written {
-        let mut buf = Vec::new();
-        let marker_len = s.begin(&mut buf);
-        let meta = StreamMeta {
-            app: Arc::from("a"),
-            index: 0,
-            pid: 1,
-            stream: Stream::Out,
-        };
-        let mut head = LineHead::new(s.format, &meta);
-        head.set_time(0);
-        for line in lines {
-            head.write_line(&mut buf, Mark::Whole, line.as_bytes());
-        }
-        s.write(&buf, marker_len)
-    }
-
-    fn text(f: &Flaky) -> String {
-        String::from_utf8(f.data.lock().unwrap().clone()).unwrap()
-    }
-
-    // --- The whole writer, driven message by message with chosen times. ---
-
     use crate::config::LogRotate;
+    use crate::logs::rotate::Policy;
     use crate::logs::tests::TempDir;
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
     /// 2026-11-23T00:00:00Z.
     const DAY: i64 = 1_795_392_000_000;
@@ -1097,102 +715,5 @@ mod tests {
         assert_eq!(msgs(&err), ["e1"]);
         assert_eq!(msgs(&stdout_path), ["o1", "e1", "o2"]);
         assert!(read(&stdout_path).contains(" a:0 err | e1\n"));
-    }
-
-    #[test]
-    fn write_error_drops_counts_and_marks_then_recovers() {
-        let (mut s, flaky, dropped) = sink(Format::Text);
-        write(&mut s, &["one"]);
-        *flaky.fail.lock().unwrap() = Some(0);
-        write(&mut s, &["two", "three"]);
-        write(&mut s, &["four"]);
-        assert_eq!(dropped.load(Ordering::Relaxed), 3);
-
-        *flaky.fail.lock().unwrap() = None;
-        assert!(write(&mut s, &["five"]).marker);
-        let got = text(&flaky);
-        let lines: Vec<&str> = got.lines().collect();
-        assert_eq!(lines.len(), 3, "{got}");
-        assert_eq!(lines[0], "1970-01-01T00:00:00.000Z a:0 out | one");
-        assert!(
-            lines[1].ends_with(
-                " a:- err | [supd] 3 lines dropped (No space left on device (os error 28))"
-            ),
-            "{}",
-            lines[1]
-        );
-        assert!(lines[1].as_bytes()[10] == b'T' && lines[1].as_bytes()[23] == b'Z');
-        assert_eq!(lines[2], "1970-01-01T00:00:00.000Z a:0 out | five");
-        assert_eq!(dropped.load(Ordering::Relaxed), 3);
-    }
-
-    #[test]
-    fn the_marker_is_a_json_record_in_the_json_format() {
-        let (mut s, flaky, _) = sink(Format::Json { embed: true });
-        *flaky.fail.lock().unwrap() = Some(0);
-        write(&mut s, &["lost"]);
-        *flaky.fail.lock().unwrap() = None;
-        write(&mut s, &["kept"]);
-        let got = text(&flaky);
-        let lines: Vec<&str> = got.lines().collect();
-        let marker = parse_line(lines[0].as_bytes()).unwrap();
-        assert_eq!(
-            marker.msg,
-            b"[supd] 1 lines dropped (No space left on device (os error 28))"
-        );
-        assert_eq!((marker.instance, marker.pid), (None, None));
-        assert!(lines[0].contains("\"instance\":null,\"pid\":null,\"stream\":\"err\""));
-        assert_eq!(parse_line(lines[1].as_bytes()).unwrap().msg, b"kept");
-    }
-
-    #[test]
-    fn a_write_failing_part_way_counts_the_torn_line_and_restarts_on_a_new_line() {
-        let (mut s, flaky, dropped) = sink(Format::Text);
-        // The first line (39 bytes with prefix) is written whole, the second torn.
-        *flaky.fail.lock().unwrap() = Some(54);
-        write(&mut s, &["one", "two", "three"]);
-        assert_eq!(dropped.load(Ordering::Relaxed), 2);
-
-        *flaky.fail.lock().unwrap() = None;
-        write(&mut s, &["four"]);
-        let got = text(&flaky);
-        let lines: Vec<&str> = got.lines().collect();
-        assert_eq!(lines.len(), 4, "{got}");
-        assert_eq!(lines[0], "1970-01-01T00:00:00.000Z a:0 out | one");
-        assert_eq!(lines[1], "1970-01-01T00:0"); // the torn remains, on its own line
-        assert!(lines[2].contains(" a:- err | [supd] 2 lines dropped ("));
-        assert_eq!(lines[3], "1970-01-01T00:00:00.000Z a:0 out | four");
-    }
-
-    #[test]
-    fn marker_waits_for_the_next_lines() {
-        let (mut s, flaky, _) = sink(Format::Text);
-        *flaky.fail.lock().unwrap() = Some(0);
-        write(&mut s, &["x"]);
-        *flaky.fail.lock().unwrap() = None;
-        // A buffer without records writes nothing, not even the marker.
-        assert_eq!(write(&mut s, &[]), Written::default());
-        assert_eq!(text(&flaky), "");
-        write(&mut s, &["y"]);
-        let got = text(&flaky);
-        assert!(got.contains("[supd] 1 lines dropped"), "{got}");
-        assert!(got.ends_with(" a:0 out | y\n"), "{got}");
-    }
-
-    #[test]
-    fn an_output_that_cannot_be_opened_drops_with_the_open_error() {
-        let (mut s, _, dropped) = sink(Format::Text);
-        s.out = None;
-        s.last_error = "/x/a.log: Permission denied (os error 13)".into();
-        write(&mut s, &["a", "b"]);
-        assert_eq!(dropped.load(Ordering::Relaxed), 2);
-        let mut buf = Vec::new();
-        s.begin(&mut buf);
-        let marker = String::from_utf8(buf).unwrap();
-        assert!(
-            marker
-                .ends_with("[supd] 2 lines dropped (/x/a.log: Permission denied (os error 13))\n"),
-            "{marker}"
-        );
     }
 }
