@@ -15,7 +15,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 use sup::control::client::{Client, ClientError};
-use sup::control::proto::{ActionResult, Command, Flushed, Health, ProtoError, Status, StreamName};
+use sup::control::proto::{
+    ActionResult, Command, Flushed, Health, ProtoError, Records, Status, StreamName,
+};
 use sup::control::{render, socket_path};
 
 /// The daemon answered with an error.
@@ -272,9 +274,9 @@ fn stream_logs(cli: &Cli, path: &Path, command: Command) -> anyhow::Result<ExitC
             refused = reply.error;
             return false;
         }
-        let records = reply.data.as_ref().and_then(|d| d["records"].as_array());
+        let records = reply.data_as::<Records>().unwrap_or_default().records;
         let mut text = String::new();
-        for record in records.into_iter().flatten() {
+        for record in &records {
             if cli.json {
                 text.push_str(&record.to_string());
                 text.push('\n');

@@ -328,3 +328,14 @@ pub fn load(path: &Path, profile: Option<&str>, cpus: u32) -> Result<Config, Con
         .map_err(|e| ConfigErrors::single(ConfigError::io(path, &e)))?;
     validate::validate(path, &text, profile, cpus, &|p: &Path| p.is_dir())
 }
+
+/// Shared test fixture: an app with the documented defaults, as the config layer gives
+/// them (so the defaults are written down in one place only).
+#[cfg(test)]
+pub(crate) fn test_app(name: &str) -> App {
+    let text = format!("[[app]]\nname = \"{name}\"\ncmd = \"true\"\ncwd = \"/\"\n");
+    let path = std::path::Path::new("/etc/sup/ecosystem.toml");
+    let mut config = validate::validate(path, &text, None, 1, &|_| true)
+        .unwrap_or_else(|e| panic!("test app: {e}"));
+    config.apps.remove(0)
+}

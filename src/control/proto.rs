@@ -338,6 +338,22 @@ where
     }
 }
 
+/// `data` of each streamed `logs` reply: log records as JSON objects (the shape of
+/// `log_format = "json"`). The terminal reply carries none.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Records {
+    /// The records, oldest first.
+    #[serde(default)]
+    pub records: Vec<serde_json::Value>,
+}
+
+/// `data` of the terminal `logs` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsEnd {
+    /// Always true.
+    pub end: bool,
+}
+
 /// `data` of `shutdown`, once every app is stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stopped {

@@ -1,8 +1,10 @@
-//! Effects: orders the core gives; the runtime performs them and decides nothing.
+//! Effects: orders the core gives, and the answers it sends back to requests; the
+//! runtime performs them and decides nothing.
 
-use super::event::{ProbeKind, ReqId, Timer};
-use super::order::{Answer, Refusal, Stream};
-use super::state::{Gen, Slot, Time};
+use super::event::{ProbeKind, Timer};
+use super::order::{Refusal, Stream};
+use super::state::{Gen, ReqId, Slot, Time};
+use super::view::{AppView, HealthView, StatusView};
 use crate::config::Signal;
 
 /// The level of a [`Effect::Log`] line.
@@ -117,6 +119,19 @@ pub enum Effect {
         /// The exit code.
         code: i32,
     },
+}
+
+/// What a completed order answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// `status`: supd and the apps asked for.
+    Status(StatusView),
+    /// start, stop, restart, reload, scale, signal: the targeted instances once done.
+    Instances(Vec<AppView>),
+    /// `health`.
+    Health(HealthView),
+    /// `shutdown`: every process is gone.
+    Stopped,
 }
 
 /// Which log records a `logs` request wants.

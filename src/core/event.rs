@@ -1,42 +1,8 @@
 //! Events: facts that happened, fed to [`super::handle`] by the runtime.
 
 use super::order::Order;
-use super::state::{Gen, Slot, Time};
-
-/// An id the runtime gives each control request, so a reply finds its connection.
-pub type ReqId = u64;
-
-/// How a process ended, as `waitpid` reported it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// It exited with this code.
-    Code(i32),
-    /// A signal killed it.
-    Signal(i32),
-}
-
-impl ExitStatus {
-    /// A clean exit: code 0.
-    pub fn success(self) -> bool {
-        self == ExitStatus::Code(0)
-    }
-
-    /// The exit code, when it exited with one.
-    pub fn code(self) -> Option<i32> {
-        match self {
-            ExitStatus::Code(code) => Some(code),
-            ExitStatus::Signal(_) => None,
-        }
-    }
-
-    /// "exited with code 1", "killed by SIGKILL".
-    pub fn describe(self) -> String {
-        match self {
-            ExitStatus::Code(code) => crate::human::exited(code),
-            ExitStatus::Signal(signal) => crate::human::killed(signal),
-        }
-    }
-}
+use super::state::ExitStatus;
+use super::state::{Gen, Notice, ReqId, Slot, Time};
 
 /// A timer the core asked for. A timer that no longer matches the state is ignored, so
 /// the runtime never has to cancel one.
@@ -95,19 +61,6 @@ pub enum ProbeKind {
     Ready,
     /// `health`: restarts a ready instance that keeps failing it.
     Health,
-}
-
-/// What an instance said on its sd_notify socket (one datagram, already parsed).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Notice {
-    /// `READY=1`.
-    pub ready: bool,
-    /// `STOPPING=1`.
-    pub stopping: bool,
-    /// `STATUS=...`.
-    pub status: Option<String>,
-    /// `MAINPID=...`.
-    pub main_pid: Option<i32>,
 }
 
 /// One instance's resource use, measured over its whole process tree.

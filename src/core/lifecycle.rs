@@ -1,7 +1,15 @@
 //! Spawn and exit, stop and kill: one slot's way through its phases, and the restart
 //! policy applied when a run ends. Part of [`super::handle`].
 
-use super::*;
+use std::time::Duration;
+
+use super::effect::{Effect, Level};
+use super::event::Timer;
+use super::policy::{self, Decision, RunEnd};
+use super::state::{AfterStop, ExitStatus, Gen, LastExit, Notice, Phase, Reason, Slot, Time};
+use super::Cx;
+use crate::config::Signal;
+use crate::human;
 
 impl Cx<'_> {
     pub(super) fn boot(&mut self) {

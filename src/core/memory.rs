@@ -1,7 +1,11 @@
 //! Memory limits: recording samples and replacing (or stopping) the instances that stay
 //! over `max_memory`, a `max_unavailable` batch at a time. Part of [`super::handle`].
 
-use super::*;
+use super::effect::{Effect, Level};
+use super::event::{Sample, Timer};
+use super::policy;
+use super::state::{self, AfterStop, Gen, Phase, Reason, Slot};
+use super::Cx;
 
 impl Cx<'_> {
     /// Record a measurement; restart (or stop) instances over `max_memory` for

@@ -23,14 +23,13 @@ mod tests;
 
 use std::time::Duration;
 
-use crate::config::Signal;
 use crate::human;
-pub use effect::{Effect, Level, LogQuery};
-pub use event::{Event, ExitStatus, Notice, ProbeKind, ReqId, Sample, Timer};
-pub use order::{Action, Answer, Order, Refusal, RefusalKind, Stream};
-use policy::{Decision, RunEnd};
+pub use effect::{Answer, Effect, Level, LogQuery};
+pub use event::{Event, ProbeKind, Sample, Timer};
+pub use order::{Action, Order, Refusal, RefusalKind, Stream};
 pub use state::{
-    AfterStop, Gen, Goal, LastExit, Pending, Phase, Reason, Shutdown, Slot, State, Time,
+    AfterStop, ExitStatus, Gen, Goal, LastExit, Notice, Pending, Phase, Reason, ReqId, Shutdown,
+    Slot, State, Time,
 };
 
 /// The most instances `scale` gives an app: a typo must not fork a million processes.
@@ -80,17 +79,6 @@ pub fn handle(state: &mut State, event: Event, now: Time) -> Vec<Effect> {
     cx.settle_pending();
     cx.maybe_exit();
     cx.fx
-}
-
-/// Shared test fixture: an app with the documented defaults, as the config layer gives
-/// them (so the defaults are written down in one place only).
-#[cfg(test)]
-pub(crate) fn test_app(name: &str) -> crate::config::App {
-    let text = format!("[[app]]\nname = \"{name}\"\ncmd = \"true\"\ncwd = \"/\"\n");
-    let path = std::path::Path::new("/etc/sup/ecosystem.toml");
-    let mut config = crate::config::validate::validate(path, &text, None, 1, &|_| true)
-        .unwrap_or_else(|e| panic!("test app: {e}"));
-    config.apps.remove(0)
 }
 
 /// One call of [`handle`]: the state, the time, and the effects gathered so far.

@@ -1,8 +1,7 @@
 //! The core's side of a control request: the [`Order`] it is asked to carry out, and the
-//! [`Answer`] or [`Refusal`] it gives. The runtime maps the wire's commands and replies to
+//! [`Refusal`] when it cannot (the answers are [`super::Answer`]). The runtime maps the wire's commands and replies to
 //! and from these, so the wire can grow without the lifecycle knowing its format.
 
-use super::view::{AppView, HealthView, StatusView};
 use crate::config::Signal;
 
 /// What a request asks. A `target` is `name`, `name:INDEX` or `all`.
@@ -89,19 +88,6 @@ pub enum Stream {
     Out,
     /// Standard error.
     Err,
-}
-
-/// What a completed order answers.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
-    /// `status`: supd and the apps asked for.
-    Status(StatusView),
-    /// start, stop, restart, reload, scale, signal: the targeted instances once done.
-    Instances(Vec<AppView>),
-    /// `health`.
-    Health(HealthView),
-    /// `shutdown`: every process is gone.
-    Stopped,
 }
 
 /// Why an order was not carried out.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::event::ExitStatus;
+use super::state::ExitStatus;
 use crate::config::{App as AppConfig, RestartMode};
 
 /// The longest automatic backoff (unless `restart_delay` itself is longer).
@@ -128,7 +128,7 @@ fn mix(mut x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::test_app;
+    use crate::config::test_app;
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
 

@@ -1,9 +1,8 @@
 //! Readiness and liveness: when an instance counts as ready, what a failed probe does,
 //! and what an sd_notify message changes. Part of [`super::handle`]; time is an argument.
 
-use super::event::{Notice, ProbeKind, Timer};
-use super::state::Reason;
-use super::state::{AfterStop, Gen, Phase, Slot};
+use super::event::{ProbeKind, Timer};
+use super::state::{AfterStop, Gen, Notice, Phase, Reason, Slot};
 use super::{human, Cx, Effect, Level};
 
 impl Cx<'_> {

@@ -1,7 +1,10 @@
 //! Control requests: what each order does to the slots it names, and the one terminal
 //! answer each gets once its slots reach their goals. Part of [`super::handle`].
 
-use super::*;
+use super::effect::{Answer, Effect, LogQuery};
+use super::order::{Action, Order, Refusal};
+use super::state::{AfterStop, Goal, Pending, Phase, Reason, ReqId, Slot};
+use super::{view, Cx};
 
 impl Cx<'_> {
     pub(super) fn on_request(&mut self, req: ReqId, order: Order) {

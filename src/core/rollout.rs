@@ -1,7 +1,10 @@
 //! Rolling replacement: cron restarts, reload and scale, each moving on as far as
 //! `max_unavailable` allows. Part of [`super::handle`].
 
-use super::*;
+use super::effect::{Effect, Level};
+use super::order::{Action, Order, Refusal, RefusalKind};
+use super::state::{self, AfterStop, Goal, Pending, Phase, Reason, ReqId, Slot};
+use super::{view, Cx, MAX_SCALE};
 
 impl Cx<'_> {
     /// How many more instances of `app` may go down now: `max_unavailable` minus those

@@ -1,7 +1,11 @@
 //! Shutdown: stop everything, kill what is left after `shutdown_timeout`, and exit
 //! once every group is gone. Part of [`super::handle`].
 
-use super::*;
+use super::effect::{Answer, Effect, Level};
+use super::event::Timer;
+use super::order::Refusal;
+use super::state::{AfterStop, Goal, Pending, Shutdown, Slot};
+use super::{Cx, ABANDON_AFTER};
 
 impl Cx<'_> {
     pub(super) fn begin_shutdown(&mut self) {

@@ -3,9 +3,56 @@
 
 use std::time::Duration;
 
-use super::event::{ExitStatus, ReqId};
 use super::order::Order;
 use crate::config::{App as AppConfig, Config};
+
+/// An id the runtime gives each control request, so a reply finds its connection.
+pub type ReqId = u64;
+
+/// How a process ended, as `waitpid` reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// A clean exit: code 0.
+    pub fn success(self) -> bool {
+        self == ExitStatus::Code(0)
+    }
+
+    /// The exit code, when it exited with one.
+    pub fn code(self) -> Option<i32> {
+        match self {
+            ExitStatus::Code(code) => Some(code),
+            ExitStatus::Signal(_) => None,
+        }
+    }
+
+    /// "exited with code 1", "killed by SIGKILL".
+    pub fn describe(self) -> String {
+        match self {
+            ExitStatus::Code(code) => crate::human::exited(code),
+            ExitStatus::Signal(signal) => crate::human::killed(signal),
+        }
+    }
+}
+
+/// What an instance said on its sd_notify socket (one datagram, already parsed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notice {
+    /// `READY=1`.
+    pub ready: bool,
+    /// `STOPPING=1`.
+    pub stopping: bool,
+    /// `STATUS=...`.
+    pub status: Option<String>,
+    /// `MAINPID=...`.
+    pub main_pid: Option<i32>,
+}
 
 /// Why an instance was replaced (DESIGN §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -138,7 +185,7 @@ pub struct Instance {
     /// Consecutive failed health probes of the current process.
     pub probe_failures: u32,
     /// What the current process last said (sd_notify): `STATUS=`, `MAINPID=`, `STOPPING=1`.
-    pub notice: super::event::Notice,
+    pub notice: Notice,
     /// Restarts by reason, for metrics.
     pub restarts_by: std::collections::BTreeMap<Reason, u32>,
 }

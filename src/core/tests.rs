@@ -219,7 +219,7 @@ impl H {
 }
 
 fn app(name: &str) -> App {
-    test_app(name)
+    crate::config::test_app(name)
 }
 
 fn timers(fx: &[Effect]) -> Vec<(Time, Timer)> {
@@ -1275,7 +1275,7 @@ fn signal_reaches_the_leader_of_each_running_instance() {
     h.at(10);
     h.exit(slot(0, 1), ExitStatus::Code(1));
     let (req, fx) = h.request(Order::Signal {
-        signal: Signal(libc::SIGHUP),
+        signal: crate::config::Signal(libc::SIGHUP),
         target: "web".into(),
     });
     let sent: Vec<(Slot, i32, i32)> = fx

@@ -5,9 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::event::Notice;
 use super::order::{Refusal, RefusalKind};
-use super::state::{LastExit, Phase, Reason, Slot, State, Time, Usage};
+use super::state::{LastExit, Notice, Phase, Reason, Slot, State, Time, Usage};
 
 /// An instance's state, by DESIGN §5's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

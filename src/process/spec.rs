@@ -63,7 +63,7 @@ mod tests {
 
     #[test]
     fn env_layers_base_app_and_sup_variables() {
-        let mut app = crate::core::test_app("web");
+        let mut app = crate::config::test_app("web");
         app.env.insert("PORT".into(), "3000".into());
         app.env.insert("HOME".into(), "/srv".into());
         let base = [

@@ -1,10 +1,11 @@
 //! `supctl logs`: the last records from the files (read on a thread), then live records
 //! from the writer, streamed to the client until it hangs up or supd exits.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::Responder;
+use crate::control::proto::{LogsEnd, Records};
 use crate::core::{self, LogQuery};
 use crate::logs::{self, Filter, Logs, Record, Stream};
 
@@ -40,7 +41,7 @@ pub(super) fn show(logs: &Logs, apps: &[String], query: LogQuery, responder: Res
     let Responder { reply, stream } = responder;
     tokio::spawn(async move {
         let Some(stream) = stream else {
-            let _ = reply.send(Ok(json!({ "records": [] })));
+            let _ = reply.send(Ok(json(Records::default())));
             return;
         };
         let past = match (spawned, past.await) {
@@ -100,10 +101,17 @@ pub(super) fn show(logs: &Logs, apps: &[String], query: LogQuery, responder: Res
                 }
             }
         }
-        let _ = reply.send(Ok(json!({ "end": true })));
+        let _ = reply.send(Ok(json(LogsEnd { end: true })));
     });
 }
 
 fn batch(records: &[Record]) -> Value {
-    json!({ "records": records.iter().map(Record::to_json).collect::<Vec<_>>() })
+    json(Records {
+        records: records.iter().map(Record::to_json).collect(),
+    })
+}
+
+/// Reply data from a protocol type, which holds nothing serde_json could fail on.
+fn json<T: serde::Serialize>(data: T) -> Value {
+    serde_json::to_value(data).unwrap_or_default()
 }

@@ -143,7 +143,7 @@ mod tests {
                 shutdown_timeout: std::time::Duration::from_secs(30),
                 http: None,
             },
-            apps: vec![crate::core::test_app("backend")],
+            apps: vec![crate::config::test_app("backend")],
         };
         let mut state = crate::core::State::new(&config, 41, "0.1.0");
         let zero = std::time::Duration::ZERO;
