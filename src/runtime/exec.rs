@@ -3,6 +3,7 @@
 use std::cmp::Reverse;
 use std::sync::Arc;
 
+use super::wire::json;
 use super::{Proc, Runtime};
 use crate::control::proto::{self, ErrorBody, ErrorKind};
 use crate::core::{Answer, Effect, Event, Level};
@@ -249,11 +250,6 @@ impl Runtime {
             let _ = responder.reply.send(outcome);
         }
     }
-}
-
-/// Reply data from a protocol type, which holds nothing serde_json could fail on.
-fn json<T: serde::Serialize>(data: T) -> serde_json::Value {
-    serde_json::to_value(data).unwrap_or_default()
 }
 
 /// A wall-clock time as `2026-11-23T03:00:00.000Z`.

@@ -4,6 +4,7 @@
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use super::wire::json;
 use super::Responder;
 use crate::control::proto::{LogsEnd, Records};
 use crate::core::{self, LogQuery};
@@ -109,9 +110,4 @@ fn batch(records: &[Record]) -> Value {
     json(Records {
         records: records.iter().map(Record::to_json).collect(),
     })
-}
-
-/// Reply data from a protocol type, which holds nothing serde_json could fail on.
-fn json<T: serde::Serialize>(data: T) -> Value {
-    serde_json::to_value(data).unwrap_or_default()
 }

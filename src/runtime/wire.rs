@@ -66,16 +66,20 @@ pub(super) fn refusal(refusal: Refusal) -> ErrorBody {
 
 /// An answer other than a status (which the runtime completes first) as reply data.
 pub(super) fn answer(answer: Answer) -> serde_json::Value {
-    let value = match answer {
-        Answer::Status(view) => serde_json::to_value(status(view)),
-        Answer::Instances(apps) => serde_json::to_value(ActionResult {
+    match answer {
+        Answer::Status(view) => json(status(view)),
+        Answer::Instances(apps) => json(ActionResult {
             apps: apps.into_iter().map(app).collect(),
         }),
-        Answer::Health(view) => serde_json::to_value(health(view)),
-        Answer::Stopped => serde_json::to_value(proto::Stopped { stopped: true }),
-    };
-    // These types hold only strings, numbers and string-keyed maps: serde_json cannot fail.
-    value.unwrap_or_default()
+        Answer::Health(view) => json(health(view)),
+        Answer::Stopped => json(proto::Stopped { stopped: true }),
+    }
+}
+
+/// Reply data from a protocol type.
+pub(super) fn json<T: serde::Serialize>(data: T) -> serde_json::Value {
+    // They hold only strings, numbers and string-keyed maps: serde_json cannot fail.
+    serde_json::to_value(data).unwrap_or_default()
 }
 
 /// The status rows of a core status view; what only the runtime measures is left empty.
