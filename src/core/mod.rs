@@ -4,6 +4,13 @@
 //! Nothing here touches the OS or reads a clock; failures arrive as events and leave as
 //! replies or log lines. That keeps every restart, backoff, stop and shutdown scenario
 //! testable in microseconds (see the harness in `tests.rs`).
+//!
+//! The vocabulary is the core's own: [`Event`]s (facts) and [`Order`]s (requests) come in,
+//! [`Effect`]s go out, requests end in an [`Answer`] or a [`Refusal`]. The runtime maps
+//! the control protocol onto these. [`handle`] dispatches to one `impl Cx` per concern:
+//! `lifecycle` (spawn, exit, stop, the restart policy), `memory` (limits), `rollout`
+//! (cron restarts, reload, scale), `ready` (readiness, health, sd_notify), `requests`
+//! and `shutdown`.
 
 pub mod effect;
 pub mod event;
@@ -23,7 +30,6 @@ mod tests;
 
 use std::time::Duration;
 
-use crate::human;
 pub use effect::{Answer, Effect, Level, LogQuery};
 pub use event::{Event, ProbeKind, Sample, Timer};
 pub use order::{Action, Order, Refusal, RefusalKind, Stream};

@@ -3,7 +3,8 @@
 
 use super::event::{ProbeKind, Timer};
 use super::state::{AfterStop, Gen, Notice, Phase, Reason, Slot};
-use super::{human, Cx, Effect, Level};
+use super::{Cx, Effect, Level};
+use crate::human;
 
 impl Cx<'_> {
     /// Generation `gen` was just spawned: arm its ready deadline and first probe, or, for
