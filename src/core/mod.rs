@@ -111,6 +111,11 @@ impl Cx<'_> {
         self.fx.push(Effect::SetTimer { at, timer });
     }
 
+    /// The one terminal reply to `req`.
+    fn reply(&mut self, req: ReqId, outcome: Result<Answer, Refusal>) {
+        self.fx.push(Effect::Reply { req, outcome });
+    }
+
     fn on_timer(&mut self, timer: Timer) {
         match timer {
             Timer::Start { slot, at } => self.on_start_timer(slot, at),

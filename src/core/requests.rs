@@ -106,11 +106,6 @@ impl Cx<'_> {
         }
     }
 
-    /// The one terminal reply to `req`.
-    pub(super) fn reply(&mut self, req: ReqId, outcome: Result<Answer, Refusal>) {
-        self.fx.push(Effect::Reply { req, outcome });
-    }
-
     /// The slots an order names, or `None` after replying with why there are none (an
     /// unknown target, or a shutdown under way: nothing may start then).
     pub(super) fn targets(&mut self, req: ReqId, target: &str) -> Option<Vec<Slot>> {

@@ -36,10 +36,7 @@ impl Cx<'_> {
             });
         self.state.pending = keep;
         for pending in dead {
-            self.fx.push(Effect::Reply {
-                req: pending.req,
-                outcome: Err(Refusal::shutting_down()),
-            });
+            self.reply(pending.req, Err(Refusal::shutting_down()));
         }
         let at = self.now + self.state.info.shutdown_timeout;
         self.timer(at, Timer::ShutdownDeadline);
@@ -78,10 +75,7 @@ impl Cx<'_> {
         }
         shutdown.exited = true;
         for req in std::mem::take(&mut shutdown.waiting) {
-            self.fx.push(Effect::Reply {
-                req,
-                outcome: Ok(Answer::Stopped),
-            });
+            self.reply(req, Ok(Answer::Stopped));
         }
         self.fx.push(Effect::Exit { code });
     }

@@ -106,33 +106,15 @@ impl Runtime {
             }
             Effect::Probe { slot, gen, kind } => self.probe(slot, gen, kind),
             Effect::SetTimer { at, timer } => self.timers.push(Reverse((at, timer))),
-            Effect::Reply {
-                req,
-                outcome: Ok(Answer::Status(view)),
-            } => {
-                let mut status = super::wire::status(view);
-                let wall = std::time::SystemTime::now();
-                for app in &mut status.apps {
-                    app.log_dropped = self.logs.dropped(&app.name);
-                    app.log_lines = self.logs.lines(&app.name);
-                    let position = self
-                        .state
-                        .apps
-                        .iter()
-                        .position(|a| a.config.name == app.name);
-                    app.next_cron = position
-                        .and_then(|p| self.schedules.get(&p))
-                        .and_then(|s| s.next_after(wall))
-                        .map(rfc3339);
+            Effect::Reply { req, outcome } => match outcome {
+                Ok(Answer::Status(view)) => self.reply_status(req, super::wire::status(view)),
+                outcome => {
+                    let outcome = outcome
+                        .map(super::wire::answer)
+                        .map_err(super::wire::refusal);
+                    self.reply(req, outcome);
                 }
-                self.reply_status(req, status);
-            }
-            Effect::Reply { req, outcome } => {
-                let outcome = outcome
-                    .map(super::wire::answer)
-                    .map_err(super::wire::refusal);
-                self.reply(req, outcome);
-            }
+            },
             Effect::ArmCron { app } => {
                 let wall = std::time::SystemTime::now();
                 let next = self.schedules.get(&app).and_then(|s| s.next_after(wall));
@@ -202,9 +184,24 @@ impl Runtime {
 }
 
 impl Runtime {
-    /// Fill in memory and CPU for the running instances no memory limit samples (measured
-    /// now, off the loop), then reply.
+    /// Fill in what only the runtime knows (log line counts, the next cron time), and
+    /// memory and CPU for the running instances no memory limit samples (measured now, off
+    /// the loop), then reply.
     fn reply_status(&mut self, req: crate::core::ReqId, mut status: proto::Status) {
+        let wall = std::time::SystemTime::now();
+        for app in &mut status.apps {
+            app.log_dropped = self.logs.dropped(&app.name);
+            app.log_lines = self.logs.lines(&app.name);
+            let position = self
+                .state
+                .apps
+                .iter()
+                .position(|a| a.config.name == app.name);
+            app.next_cron = position
+                .and_then(|p| self.schedules.get(&p))
+                .and_then(|s| s.next_after(wall))
+                .map(rfc3339);
+        }
         let pids: Vec<i32> = status
             .apps
             .iter()
