@@ -184,10 +184,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     // The config a supd started here would use (`supd` without `-c`) names the socket.
-    let config_socket = sup::config::default_paths()
-        .into_iter()
-        .find(|path| path.exists())
-        .and_then(socket_path::socket_from_config_file);
+    let config_socket = sup::config::default_path().and_then(socket_path::socket_from_config_file);
     let path = socket_path::resolve(cli.socket.as_deref(), config_socket.as_deref());
     let command = cli.verb.command();
     let verb = command.name();

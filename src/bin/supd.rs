@@ -46,7 +46,11 @@ fn main() -> ExitCode {
     // Held until main returns: dropping it flushes what is queued.
     let _log_guard = init_tracing();
 
-    let path = match args.config.clone().or_else(default_config) {
+    let path = match args
+        .config
+        .clone()
+        .or_else(|| config::default_path().map(Path::to_path_buf))
+    {
         Some(path) => path,
         None => {
             eprintln!("supd: no config file: pass -c FILE, or create ./ecosystem.toml or /etc/sup/ecosystem.toml");
@@ -92,13 +96,6 @@ fn main() -> ExitCode {
     };
     let code = sup::runtime::run(config, listener, socket);
     ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FATAL))
-}
-
-fn default_config() -> Option<PathBuf> {
-    config::default_paths()
-        .into_iter()
-        .find(|p| p.exists())
-        .map(Path::to_path_buf)
 }
 
 fn plural(n: usize, word: &str) -> String {

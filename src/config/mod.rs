@@ -314,11 +314,14 @@ impl Signal {
     pub const KILL: Signal = Signal(9);
 }
 
-/// Where supd looks for its config when given none, in order: `./ecosystem.toml`, then
-/// `/etc/sup/ecosystem.toml`. The first that exists is used; supctl reads the same one to
-/// find the control socket.
-pub fn default_paths() -> [&'static Path; 2] {
-    ["ecosystem.toml", "/etc/sup/ecosystem.toml"].map(Path::new)
+/// The config supd uses when given none: `./ecosystem.toml`, else
+/// `/etc/sup/ecosystem.toml`, the first that exists. supctl reads the same one to find the
+/// control socket.
+pub fn default_path() -> Option<&'static Path> {
+    ["ecosystem.toml", "/etc/sup/ecosystem.toml"]
+        .map(Path::new)
+        .into_iter()
+        .find(|path| path.exists())
 }
 
 /// Read, parse and validate `path` with `profile` applied. `cpus` resolves `"max"`.
