@@ -176,6 +176,11 @@ pub enum ErrorKind {
     ShuttingDown,
     /// Reading or changing the log files failed.
     LogIo,
+    /// Carried out in part, then failed: a rollout whose new instance never got ready.
+    Failed,
+    /// The config file has errors, or asks for a change that cannot be made while supd
+    /// runs; nothing was changed.
+    BadConfig,
 }
 
 /// `data` of `status`: the shape of DESIGN §6 (fields may be added, none renamed).
@@ -262,6 +267,22 @@ pub struct InstanceStatus {
     /// Restarts since supd started, by reason.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub restarts_by_reason: std::collections::BTreeMap<Reason, u32>,
+    /// The process runs settings an `apply` has changed since it started (a rollout of
+    /// the app stopped before replacing it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outdated: bool,
+    /// The process this one replaces, while it still runs beside it (surge first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<OldStatus>,
+}
+
+/// An old process beside its replacement during a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OldStatus {
+    /// Its pid.
+    pub pid: i32,
+    /// `online` while it still serves, then `stopping`.
+    pub state: StateName,
 }
 
 #[cfg(test)]
@@ -286,6 +307,8 @@ impl InstanceStatus {
             main_pid: None,
             cpu_seconds: None,
             restarts_by_reason: Default::default(),
+            outdated: false,
+            old: None,
         }
     }
 }
@@ -786,6 +809,9 @@ mod tests {
             (ErrorKind::UnknownApp, "unknown_app"),
             (ErrorKind::UnknownInstance, "unknown_instance"),
             (ErrorKind::ShuttingDown, "shutting_down"),
+            (ErrorKind::LogIo, "log_io"),
+            (ErrorKind::Failed, "failed"),
+            (ErrorKind::BadConfig, "bad_config"),
         ];
         for (kind, name) in kinds {
             assert_eq!(serde_json::to_value(kind).unwrap(), name);
@@ -850,6 +876,8 @@ mod tests {
                         main_pid: None,
                         cpu_seconds: None,
                         restarts_by_reason: Default::default(),
+                        outdated: false,
+                        old: None,
                     },
                     InstanceStatus {
                         index: 1,
@@ -868,6 +896,8 @@ mod tests {
                         main_pid: None,
                         cpu_seconds: None,
                         restarts_by_reason: Default::default(),
+                        outdated: false,
+                        old: None,
                     },
                 ],
                 log_dropped: 0,

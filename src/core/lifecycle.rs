@@ -45,6 +45,9 @@ impl Cx<'_> {
         inst.over_limit = 0;
         inst.probe_failures = 0;
         inst.notice = Notice::default();
+        let epoch = self.state.apps[slot.app].epoch;
+        let inst = self.inst(slot);
+        inst.epoch = epoch;
         if let Some(reason) = reason {
             inst.restarts += 1;
             inst.last_reason = Some(reason);
@@ -67,6 +70,9 @@ impl Cx<'_> {
             let label = self.state.label(slot);
             self.log(Level::Info, format!("{label} started (pid {pid})"));
             self.began(slot, gen);
+            if ready {
+                self.became_ready(slot);
+            }
         } else {
             // Stopped while the spawn was under way: this process is not wanted.
             self.fx.push(Effect::Signal {
@@ -85,7 +91,12 @@ impl Cx<'_> {
             return;
         }
         inst.last_exit = Some(LastExit::SpawnFailed(error.clone()));
+        let rolling = inst.rolling.is_some();
         match inst.phase {
+            Phase::Spawning { .. } | Phase::Online { .. } if rolling => {
+                self.fail_rollout(slot, &format!("could not be spawned: {error}"));
+                self.restore(slot);
+            }
             Phase::Spawning { .. } | Phase::Online { .. } => {
                 self.log(
                     Level::Warn,
@@ -107,8 +118,26 @@ impl Cx<'_> {
     ) {
         let now = self.now;
         let label = self.state.label(slot);
+        if self.inst(slot).phase.gen() != Some(gen) && self.on_old_exited(slot, gen, group_alive) {
+            return;
+        }
         let inst = self.inst(slot);
         match inst.phase {
+            Phase::Online {
+                pid,
+                gen: g,
+                since,
+                ready: false,
+            } if g == gen && inst.rolling.is_some() => {
+                inst.last_exit = Some(LastExit::Status(status));
+                let why = format!("{} before it was ready", status.describe());
+                self.fail_rollout(slot, &why);
+                if group_alive {
+                    self.begin_stop(slot, pid, gen, since, false, AfterStop::Restore);
+                } else {
+                    self.restore(slot);
+                }
+            }
             Phase::Online {
                 pid, gen: g, since, ..
             } if g == gen => {
@@ -147,6 +176,10 @@ impl Cx<'_> {
     }
 
     pub(super) fn on_group_gone(&mut self, slot: Slot, gen: Gen) {
+        if self.inst(slot).phase.gen() != Some(gen) {
+            self.on_old_exited(slot, gen, false);
+            return;
+        }
         if let Phase::Stopping {
             gen: g,
             leader_alive: false,
@@ -258,12 +291,18 @@ impl Cx<'_> {
                 self.run_ended(slot, RunEnd::Exited(status), uptime)
             }
             AfterStop::NotReady { uptime } => self.run_ended(slot, RunEnd::NotReady, uptime),
+            AfterStop::Restore => self.restore(slot),
         }
     }
 
     /// Begin stopping a slot; `then` says what follows. Slots without a process take
     /// their next phase at once.
     pub(super) fn stop(&mut self, slot: Slot, then: AfterStop) {
+        if then != AfterStop::Restore {
+            // Any other order for the slot ends a replacement under way, old one included.
+            self.inst(slot).rolling = None;
+            self.retire_old(slot);
+        }
         let inst = self.inst(slot);
         match inst.phase {
             Phase::Online {
@@ -283,6 +322,7 @@ impl Cx<'_> {
                     AfterStop::Stop | AfterStop::Policy { .. } | AfterStop::NotReady { .. } => {
                         inst.phase = Phase::Stopped
                     }
+                    AfterStop::Restore => self.restore(slot),
                     AfterStop::Restart(reason) => {
                         inst.failures = 0;
                         self.spawn(slot, Some(reason));
@@ -329,6 +369,7 @@ impl Cx<'_> {
     /// SIGKILL the group of a stopping slot (of generation `only`, if given), once.
     /// Returns whether the signal went out.
     pub(super) fn kill_group(&mut self, slot: Slot, only: Option<Gen>) -> bool {
+        let old = self.kill_old(slot, only);
         let Phase::Stopping {
             pid,
             gen,
@@ -336,10 +377,10 @@ impl Cx<'_> {
             ..
         } = self.inst(slot).phase
         else {
-            return false;
+            return old;
         };
         if *killed || only.is_some_and(|g| g != gen) {
-            return false;
+            return old;
         }
         *killed = true;
         self.fx.push(Effect::Signal {

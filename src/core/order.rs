@@ -110,6 +110,9 @@ pub enum RefusalKind {
     UnknownInstance,
     /// supd is shutting down and takes no more orders.
     ShuttingDown,
+    /// It was carried out in part and failed (a rollout whose new instance never got
+    /// ready).
+    Failed,
 }
 
 impl Refusal {

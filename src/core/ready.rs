@@ -59,6 +59,7 @@ impl Cx<'_> {
             format!("{label} is ready after {after} ({how})"),
         );
         self.arm_health(slot, gen);
+        self.became_ready(slot);
     }
 
     pub(super) fn on_probe_timer(&mut self, slot: Slot, gen: Gen, kind: ProbeKind) {
@@ -157,6 +158,11 @@ impl Cx<'_> {
             Some(r) => (r.check.kind(), human::duration(r.timeout)),
             None => return,
         };
+        if self.inst(slot).rolling.is_some() {
+            self.fail_rollout(slot, &format!("not ready within {timeout} ({what} check)"));
+            self.stop(slot, AfterStop::Restore);
+            return;
+        }
         self.log(
             Level::Warn,
             format!(

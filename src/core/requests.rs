@@ -2,7 +2,7 @@
 //! answer each gets once its slots reach their goals. Part of [`super::handle`].
 
 use super::effect::{Answer, Effect, LogQuery};
-use super::order::{Action, Order, Refusal};
+use super::order::{Action, Order, Refusal, RefusalKind};
 use super::state::{AfterStop, Goal, Pending, Phase, Reason, ReqId, Slot};
 use super::{view, Cx};
 
@@ -101,7 +101,12 @@ impl Cx<'_> {
                     .into_iter()
                     .map(|slot| (slot, self.act(slot, action)))
                     .collect();
-                self.state.pending.push(Pending { req, order, goals });
+                self.state.pending.push(Pending {
+                    req,
+                    order,
+                    goals,
+                    failures: Vec::new(),
+                });
             }
         }
     }
@@ -162,7 +167,11 @@ impl Cx<'_> {
                     return true;
                 };
                 match goal {
-                    Goal::Gone(gen) => inst.gen > gen || !inst.phase.is_live(),
+                    Goal::Gone(gen) => {
+                        (inst.gen > gen || !inst.phase.is_live())
+                            && inst.old.iter().all(|o| o.gen > gen)
+                    }
+                    Goal::Settled => !in_transition(inst.phase) && inst.serving_old().is_none(),
                     Goal::Reached(gen) => inst.gen >= gen && !in_transition(inst.phase),
                     Goal::Replaced(gen) => {
                         (inst.gen > gen && !in_transition(inst.phase))
@@ -175,6 +184,14 @@ impl Cx<'_> {
             });
             if done {
                 let pending = self.state.pending.remove(i);
+                if !pending.failures.is_empty() {
+                    let message = format!(
+                        "{}; the rollout stopped, instances not replaced keep their old process",
+                        pending.failures.join("; ")
+                    );
+                    self.reply(pending.req, Err(Refusal::new(RefusalKind::Failed, message)));
+                    continue;
+                }
                 let slots: Vec<Slot> = match &pending.order {
                     // The app as it is now, not the slots scaled away.
                     Order::Scale { app, .. } => view::resolve(self.state, app).unwrap_or_default(),

@@ -2,8 +2,10 @@
 //! `max_unavailable` allows. Part of [`super::handle`].
 
 use super::effect::{Effect, Level};
+use super::event::Timer;
 use super::order::{Action, Order, Refusal, RefusalKind};
-use super::state::{self, AfterStop, Goal, Pending, Phase, Reason, ReqId, Slot};
+use super::state::{self, AfterStop, Gen, Goal, OldProcess, OldStop, Pending, Phase, Reason};
+use super::state::{ReqId, Slot, Time};
 use super::{view, Cx, MAX_SCALE};
 
 impl Cx<'_> {
@@ -74,31 +76,250 @@ impl Cx<'_> {
         self.state.apps[app].rollout = online;
     }
 
-    /// Move every rolling restart on as far as `max_unavailable` allows.
+    /// Move every rolling replacement on. Surge first (`max_surge` > 0): a new process is
+    /// started beside the old one, which is stopped once the new one is ready, at most
+    /// `max_surge` old processes alive at a time. Stop first (`max_surge = 0`): as many
+    /// are stopped and replaced as `max_unavailable` allows.
     pub(super) fn advance_rollouts(&mut self) {
         if self.state.shutdown.is_some() {
             return;
         }
         for app in 0..self.state.apps.len() {
-            let mut budget = self.budget(app);
-            while budget > 0 {
+            let surge = self.state.apps[app].config.max_surge as usize;
+            let mut room = if surge == 0 {
+                self.budget(app)
+            } else {
+                let extra: usize = self.state.apps[app]
+                    .instances
+                    .iter()
+                    .map(|i| i.old.len())
+                    .sum();
+                surge.saturating_sub(extra)
+            };
+            while room > 0 {
                 let Some((index, reason)) = self.state.apps[app].rollout.pop_front() else {
                     break;
                 };
                 let slot = Slot { app, index };
-                // One that crashed or was stopped meanwhile has no old process to replace.
-                if matches!(self.inst(slot).phase, Phase::Online { .. }) {
-                    self.stop(slot, AfterStop::Restart(reason));
-                    budget -= 1;
+                match self.inst(slot).phase {
+                    Phase::Online {
+                        pid,
+                        gen,
+                        since,
+                        ready: true,
+                    } if surge > 0 => self.surge(slot, pid, gen, since, reason),
+                    // Not serving yet (or stop first): nothing to keep running meanwhile.
+                    Phase::Online { .. } => {
+                        self.stop(slot, AfterStop::Restart(reason));
+                        self.inst(slot).rolling = Some(reason);
+                    }
+                    // One that crashed or was stopped meanwhile has no process to replace.
+                    _ => continue,
+                }
+                room -= 1;
+            }
+        }
+    }
+
+    /// Start the replacement of a serving process beside it; the old one becomes an
+    /// [`OldProcess`] and is stopped once the new one is ready (see `became_ready`).
+    fn surge(&mut self, slot: Slot, pid: i32, gen: Gen, since: Time, reason: Reason) {
+        let inst = self.inst(slot);
+        inst.old.push(OldProcess {
+            pid,
+            gen,
+            since,
+            stopping: None,
+        });
+        inst.phase = Phase::Stopped;
+        self.spawn(slot, Some(reason));
+        self.inst(slot).rolling = Some(reason);
+    }
+
+    /// The slot's process is ready: a replacement in a rollout is done, and the process
+    /// it replaces can go.
+    pub(super) fn became_ready(&mut self, slot: Slot) {
+        if self.inst(slot).rolling.take().is_some() {
+            self.retire_old(slot);
+        }
+    }
+
+    /// Tell every old process of the slot that still serves to stop.
+    pub(super) fn retire_old(&mut self, slot: Slot) {
+        let signal = self.app(slot).stop_signal;
+        let deadline = self.now + self.app(slot).kill_timeout;
+        let serving: Vec<OldProcess> = self
+            .inst(slot)
+            .old
+            .iter()
+            .filter(|o| o.stopping.is_none())
+            .copied()
+            .collect();
+        for old in serving {
+            for o in self.inst(slot).old.iter_mut().filter(|o| o.gen == old.gen) {
+                o.stopping = Some(OldStop {
+                    leader_alive: true,
+                    killed: false,
+                });
+            }
+            self.fx.push(Effect::Signal {
+                slot,
+                gen: old.gen,
+                pgid: old.pid,
+                signal,
+            });
+            self.timer(deadline, Timer::Kill { slot, gen: old.gen });
+        }
+    }
+
+    /// A rollout's replacement in `slot` will not get ready (`why`): stop the rollout of
+    /// its app, stop the replacement and keep every old process that still runs. The
+    /// requests waiting on the rollout fail, once the slot settled.
+    pub(super) fn fail_rollout(&mut self, slot: Slot, why: &str) {
+        let app = slot.app;
+        self.inst(slot).rolling = None;
+        let label = self.state.label(slot);
+        let kept = self.state.apps[app].rollout.len()
+            + self.state.apps[app]
+                .instances
+                .iter()
+                .filter(|i| i.serving_old().is_some())
+                .count();
+        self.state.apps[app].rollout.clear();
+        let message = format!("{label} {why}");
+        self.log(
+            Level::Error,
+            format!(
+                "{message}; the rollout of {} stopped, {kept} old instances keep running",
+                self.state.apps[app].config.name
+            ),
+        );
+        for pending in &mut self.state.pending {
+            let waits = pending
+                .goals
+                .iter()
+                .any(|(s, g)| s.app == app && matches!(g, Goal::Replaced(_)));
+            if !waits {
+                continue;
+            }
+            pending.failures.push(message.clone());
+            // The others will not be replaced now; this one must settle first.
+            pending
+                .goals
+                .retain(|(s, g)| s.app != app || !matches!(g, Goal::Replaced(_)) || *s == slot);
+            for (s, goal) in &mut pending.goals {
+                if *s == slot {
+                    *goal = Goal::Settled;
                 }
             }
         }
     }
 
+    /// A failed replacement is gone: its old process (if one still serves) is the slot's
+    /// process again; else the slot stays stopped.
+    pub(super) fn restore(&mut self, slot: Slot) {
+        let inst = self.inst(slot);
+        match inst.old.iter().position(|o| o.stopping.is_none()) {
+            Some(at) => {
+                let old = inst.old.remove(at);
+                inst.phase = Phase::Online {
+                    pid: old.pid,
+                    gen: old.gen,
+                    since: old.since,
+                    ready: true,
+                };
+                let label = self.state.label(slot);
+                self.log(
+                    Level::Info,
+                    format!("{label} keeps its old process (pid {})", old.pid),
+                );
+            }
+            None => inst.phase = Phase::Stopped,
+        }
+    }
+
+    /// An event about an old process of `slot`: its leader was reaped (`group_alive`:
+    /// other members remain), its group is empty, or its kill timer fired. Returns false
+    /// when `gen` is no old process of the slot.
+    pub(super) fn on_old_exited(&mut self, slot: Slot, gen: Gen, group_alive: bool) -> bool {
+        let Some(at) = self.inst(slot).old.iter().position(|o| o.gen == gen) else {
+            return false;
+        };
+        let old = self.inst(slot).old[at];
+        let label = self.state.label(slot);
+        match old.stopping {
+            None => {
+                // It died while its replacement was starting: nothing to restore later.
+                self.log(
+                    Level::Warn,
+                    format!(
+                        "{label}: the old process (pid {}) ended while its replacement starts",
+                        old.pid
+                    ),
+                );
+                if group_alive {
+                    self.inst(slot).old[at].stopping = Some(OldStop {
+                        leader_alive: false,
+                        killed: false,
+                    });
+                    let signal = self.app(slot).stop_signal;
+                    let deadline = self.now + self.app(slot).kill_timeout;
+                    self.fx.push(Effect::Signal {
+                        slot,
+                        gen,
+                        pgid: old.pid,
+                        signal,
+                    });
+                    self.timer(deadline, Timer::Kill { slot, gen });
+                } else {
+                    self.inst(slot).old.remove(at);
+                }
+            }
+            Some(_) if group_alive => {
+                if let Some(stop) = self.inst(slot).old[at].stopping.as_mut() {
+                    stop.leader_alive = false;
+                }
+            }
+            Some(_) => {
+                self.inst(slot).old.remove(at);
+            }
+        }
+        true
+    }
+
+    /// SIGKILL the group of old process `gen` of `slot` (every old one if `None`), once.
+    pub(super) fn kill_old(&mut self, slot: Slot, only: Option<Gen>) -> bool {
+        let mut sent = false;
+        let olds = self.inst(slot).old.clone();
+        for old in olds {
+            if only.is_some_and(|g| g != old.gen) {
+                continue;
+            }
+            let Some(stop) = old.stopping else { continue };
+            if stop.killed {
+                continue;
+            }
+            for o in self.inst(slot).old.iter_mut().filter(|o| o.gen == old.gen) {
+                o.stopping = Some(OldStop {
+                    killed: true,
+                    ..stop
+                });
+            }
+            self.fx.push(Effect::Signal {
+                slot,
+                gen: old.gen,
+                pgid: old.pid,
+                signal: crate::config::Signal::KILL,
+            });
+            sent = true;
+        }
+        sent
+    }
+
     /// `scale APP N`: start the new slots, stop the ones at `N` and above; the request
     /// completes when they are up (or failed) and gone.
     pub(super) fn scale(&mut self, req: ReqId, order: &Order, name: &str, instances: u32) {
-        let found = self.state.apps.iter().position(|a| a.config.name == name);
+        let found = self.state.app_named(name);
         let outcome = match found {
             _ if self.state.shutdown.is_some() => Err(Refusal::shutting_down()),
             _ if instances > MAX_SCALE => Err(Refusal::new(
@@ -148,6 +369,7 @@ impl Cx<'_> {
             req,
             order: order.clone(),
             goals,
+            failures: Vec::new(),
         });
     }
 
@@ -174,6 +396,7 @@ impl Cx<'_> {
             req,
             order: order.clone(),
             goals,
+            failures: Vec::new(),
         });
     }
 }

@@ -69,17 +69,20 @@ pub enum Reason {
     Manual,
     /// A rolling reload.
     Reload,
+    /// `apply` (or SIGHUP) changed a setting that needs a new process.
+    Apply,
 }
 
 impl Reason {
     /// Every reason, in the order of DESIGN §5.
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 7] = [
         Reason::Crash,
         Reason::Memory,
         Reason::Cron,
         Reason::Probe,
         Reason::Manual,
         Reason::Reload,
+        Reason::Apply,
     ];
 
     /// The name DESIGN §5 gives it (`"memory"`): in status, metrics and on the wire.
@@ -91,6 +94,7 @@ impl Reason {
             Reason::Probe => "probe",
             Reason::Manual => "manual",
             Reason::Reload => "reload",
+            Reason::Apply => "apply",
         }
     }
 }
@@ -158,9 +162,20 @@ pub struct App {
     pub instances: Vec<Instance>,
     /// How many instances the app has now (`instances`, or the last `scale`).
     pub count: u32,
-    /// Instances waiting for their turn in a rolling restart (cron, reload), in order,
-    /// with the reason their replacement will carry.
+    /// Instances waiting for their turn in a rolling restart (cron, reload, apply), in
+    /// order, with the reason their replacement will carry.
     pub rollout: std::collections::VecDeque<(u32, Reason)>,
+    /// Bumped by every `apply` that changes a setting only a new process takes: an
+    /// instance spawned under an older epoch still runs the older settings.
+    pub epoch: u64,
+    /// Bumped when `apply` changes the cron schedule, so the old schedule's timer is
+    /// recognised and ignored.
+    pub cron_epoch: u64,
+    /// A memory-sampling timer is armed for this app.
+    pub sampling: bool,
+    /// Removed from the config by `apply`: no slots, hidden from `status` and names;
+    /// kept so that positions (and the slots of its last processes) stay valid.
+    pub removed: bool,
 }
 
 /// One instance slot and its history.
@@ -188,6 +203,36 @@ pub struct Instance {
     pub notice: Notice,
     /// Restarts by reason, for metrics.
     pub restarts_by: std::collections::BTreeMap<Reason, u32>,
+    /// The app's [`App::epoch`] when the current process was spawned.
+    pub epoch: u64,
+    /// The current process replaces another in a rollout and is not ready yet: if it
+    /// never gets ready, the rollout stops.
+    pub rolling: Option<Reason>,
+    /// Earlier processes of this slot still alive during a surge-first replacement: the
+    /// one being replaced keeps serving until its successor is ready, then it is stopped.
+    pub old: Vec<OldProcess>,
+}
+
+/// A process of a slot that a newer one replaces (surge first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OldProcess {
+    /// Its leader (and process group).
+    pub pid: i32,
+    /// Its generation.
+    pub gen: Gen,
+    /// When it was spawned.
+    pub since: Time,
+    /// `None` while it still serves; set once it was told to stop.
+    pub stopping: Option<OldStop>,
+}
+
+/// How far the stop of an [`OldProcess`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OldStop {
+    /// The leader is not reaped yet.
+    pub leader_alive: bool,
+    /// SIGKILL was sent to its group.
+    pub killed: bool,
 }
 
 /// What the last sample of an instance found.
@@ -217,6 +262,9 @@ pub enum AfterStop {
     Restart(Reason),
     /// Spawn again, not counted as a restart (a `start` arrived while stopping).
     Start,
+    /// A rollout's replacement that failed is gone: the process it replaced (if it still
+    /// serves) becomes the slot's process again, else the slot stays stopped.
+    Restore,
     /// It was stopped for not becoming ready in time: a failed start for the policy.
     NotReady {
         /// How long it had run.
@@ -294,6 +342,16 @@ impl Phase {
         }
     }
 
+    /// The generation of the process, for the phases where one exists.
+    pub fn gen(&self) -> Option<Gen> {
+        match *self {
+            Phase::Spawning { gen } | Phase::Online { gen, .. } | Phase::Stopping { gen, .. } => {
+                Some(gen)
+            }
+            _ => None,
+        }
+    }
+
     /// A process (or what is left of its group) may exist.
     pub fn is_live(&self) -> bool {
         matches!(
@@ -312,6 +370,8 @@ pub struct Pending {
     pub order: Order,
     /// Each slot and what it must reach.
     pub goals: Vec<(Slot, Goal)>,
+    /// Why a rollout it waits for stopped; the answer is an error then.
+    pub failures: Vec<String>,
 }
 
 /// What completes a request for one slot.
@@ -326,6 +386,9 @@ pub enum Goal {
     /// The process of this generation was replaced by a later one that is no longer in
     /// transition, or there is nothing left to replace (stopped, exited, errored).
     Replaced(Gen),
+    /// A failed replacement is gone and the slot settled (its old process restored, or
+    /// stopped).
+    Settled,
 }
 
 impl State {
@@ -339,6 +402,10 @@ impl State {
                 instances: (0..app.instances).map(|_| Instance::default()).collect(),
                 count: app.instances,
                 rollout: Default::default(),
+                epoch: 0,
+                cron_epoch: 0,
+                sampling: false,
+                removed: false,
             })
             .collect();
         State {
@@ -375,10 +442,17 @@ impl State {
     }
 
     /// The slots where a process (or what is left of its group) may exist, scaled away
-    /// ones included.
+    /// ones and old processes of a surge included.
     pub fn live_slots(&self) -> impl Iterator<Item = Slot> + '_ {
         self.all_slots()
-            .filter(|&s| self.instance(s).is_some_and(|i| i.phase.is_live()))
+            .filter(|&s| self.instance(s).is_some_and(Instance::has_process))
+    }
+
+    /// The app named `name` (removed ones are no longer names).
+    pub fn app_named(&self, name: &str) -> Option<usize> {
+        self.apps
+            .iter()
+            .position(|a| !a.removed && a.config.name == name)
     }
 
     /// `app:index`, for log lines.
@@ -405,6 +479,26 @@ impl Default for Instance {
             probe_failures: 0,
             notice: Default::default(),
             restarts_by: Default::default(),
+            epoch: 0,
+            rolling: None,
+            old: Vec::new(),
         }
+    }
+}
+
+impl Instance {
+    /// A process of this slot (current or old, or what is left of a group) may exist.
+    pub fn has_process(&self) -> bool {
+        self.phase.is_live() || !self.old.is_empty()
+    }
+
+    /// Whether the process of generation `gen` (current or old) may still exist.
+    pub fn runs(&self, gen: Gen) -> bool {
+        self.phase.gen() == Some(gen) || self.old.iter().any(|o| o.gen == gen)
+    }
+
+    /// An old process still serving while its replacement starts.
+    pub fn serving_old(&self) -> Option<&OldProcess> {
+        self.old.iter().find(|o| o.stopping.is_none())
     }
 }

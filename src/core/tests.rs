@@ -154,8 +154,13 @@ impl H {
                 );
             }
             Effect::Spawn { slot, .. } => {
+                // Surge first: the old process may run on beside its replacement.
+                let inst = self.state.instance(*slot).expect("slot");
                 assert!(
-                    !self.alive.values().any(|(s, _)| s == slot),
+                    !self
+                        .alive
+                        .values()
+                        .any(|(s, g)| s == slot && !inst.old.iter().any(|o| o.gen == *g)),
                     "spawn while the slot still has a process: {effect:?}"
                 );
             }
@@ -174,7 +179,8 @@ impl H {
     fn check_state(&self) {
         for slot in self.state.slots() {
             let live = self.alive.values().filter(|(s, _)| *s == slot).count();
-            assert!(live <= 1, "{slot:?} has {live} live generations");
+            let old = self.state.instance(slot).map_or(0, |i| i.old.len());
+            assert!(live <= 1 + old, "{slot:?} has {live} live generations");
             let phase = self.state.instance(slot).map(|i| i.phase);
             if let Some(pid) = phase.and_then(|p| p.pid()) {
                 assert!(
@@ -199,6 +205,11 @@ impl H {
 
     fn exit(&mut self, s: Slot, status: ExitStatus) -> Vec<Effect> {
         let gen = self.gen(s);
+        self.exit_gen(s, gen, status)
+    }
+
+    /// The process of generation `gen` of `s` exited (an old one, during a surge).
+    fn exit_gen(&mut self, s: Slot, gen: Gen, status: ExitStatus) -> Vec<Effect> {
         self.send(Event::Exited {
             slot: s,
             gen,
@@ -262,6 +273,8 @@ fn spawned(fx: &[Effect]) -> usize {
 }
 
 const S0: Slot = Slot { app: 0, index: 0 };
+
+mod rollout;
 
 #[test]
 fn boot_starts_autostart_apps_only() {
@@ -905,6 +918,7 @@ fn memory_action_stop_stops_and_says_why() {
 fn cron_app(name: &str, instances: u32) -> App {
     let mut a = app(name);
     a.instances = instances;
+    a.max_surge = 0;
     a.cron = Some(crate::config::CronSettings {
         expr: "0 3 * * *".parse().unwrap(),
         tz: None,
@@ -1135,7 +1149,7 @@ fn health_failures_in_a_row_restart_with_reason_probe() {
 #[test]
 fn a_rolling_restart_waits_for_readiness() {
     use crate::core::ProbeKind::Ready;
-    let text = format!("{READY_HTTP}cron_restart = \"0 3 * * *\"\n");
+    let text = format!("{READY_HTTP}cron_restart = \"0 3 * * *\"\nmax_surge = 0\n");
     let mut h = H::from_toml(&text);
     probe_done(&mut h, S0, Ready, true);
     probe_done(&mut h, slot(0, 1), Ready, true);
@@ -1223,7 +1237,7 @@ fn notify_ready_status_and_stopping() {
 #[test]
 fn reload_rolls_one_ready_replacement_at_a_time_and_answers_at_the_end() {
     use crate::core::ProbeKind::Ready;
-    let text = READY_HTTP.replace("instances = 2", "instances = 3");
+    let text = READY_HTTP.replace("instances = 2", "instances = 3\nmax_surge = 0");
     let mut h = H::from_toml(&text);
     for i in 0..3 {
         probe_done(&mut h, slot(0, i), Ready, true);

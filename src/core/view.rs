@@ -104,6 +104,19 @@ pub struct InstanceView {
     pub notice: Notice,
     /// How the previous process ended.
     pub last_exit: Option<LastExit>,
+    /// Runs settings older than the app's (an `apply` changed them; not replaced yet).
+    pub outdated: bool,
+    /// The process this one replaces, while it still runs (surge first).
+    pub old: Option<OldView>,
+}
+
+/// An old process beside its replacement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OldView {
+    /// Its pid.
+    pub pid: i32,
+    /// `online` while it still serves, then `stopping`.
+    pub state: StateName,
 }
 
 impl InstanceView {
@@ -148,6 +161,7 @@ pub fn status(state: &State, filter: Option<&str>, now: Time) -> Result<StatusVi
         apps: if filter.is_none() || filter == Some("all") {
             // Every app, even one with zero slots selected, so a script sees them all.
             (0..state.apps.len())
+                .filter(|&app| !state.apps[app].removed)
                 .map(|app| app_view(state, app, &slots, now))
                 .collect()
         } else {
@@ -222,6 +236,19 @@ pub fn instance(state: &State, slot: Slot, now: Time) -> Option<InstanceView> {
             Notice::default()
         },
         last_exit: inst.last_exit.clone(),
+        outdated: live && inst.epoch < state.apps[slot.app].epoch,
+        old: inst
+            .old
+            .iter()
+            .find(|o| o.stopping.is_none())
+            .or(inst.old.first())
+            .map(|o| OldView {
+                pid: o.pid,
+                state: match o.stopping {
+                    None => StateName::Online,
+                    Some(_) => StateName::Stopping,
+                },
+            }),
     })
 }
 
@@ -242,8 +269,13 @@ pub fn resolve(state: &State, target: &str) -> Result<Vec<Slot>, Refusal> {
         },
         None => (target, None),
     };
-    let Some(app) = state.apps.iter().position(|a| a.config.name == name) else {
-        let known: Vec<&str> = state.apps.iter().map(|a| a.config.name.as_str()).collect();
+    let Some(app) = state.app_named(name) else {
+        let known: Vec<&str> = state
+            .apps
+            .iter()
+            .filter(|a| !a.removed)
+            .map(|a| a.config.name.as_str())
+            .collect();
         let message = if known.is_empty() {
             format!("no app named `{name}` (no apps are configured)")
         } else {
@@ -274,8 +306,10 @@ pub fn health(state: &State, now: Time) -> HealthView {
         let Some(row) = instance(state, slot, now) else {
             continue;
         };
+        // An old process still serving while its replacement starts keeps the slot up.
         let fine = matches!(row.state, StateName::Stopped | StateName::Exited)
-            || (row.state == StateName::Online && row.ready);
+            || (row.state == StateName::Online && row.ready)
+            || row.old.is_some_and(|o| o.state == StateName::Online);
         if !fine {
             let state_name = match row.state {
                 // Ready once, then said STOPPING=1.

@@ -59,6 +59,7 @@ pub(super) fn refusal(refusal: Refusal) -> ErrorBody {
             RefusalKind::UnknownApp => ErrorKind::UnknownApp,
             RefusalKind::UnknownInstance => ErrorKind::UnknownInstance,
             RefusalKind::ShuttingDown => ErrorKind::ShuttingDown,
+            RefusalKind::Failed => ErrorKind::Failed,
         },
         message: refusal.message,
     }
@@ -123,6 +124,11 @@ fn instance(view: InstanceView) -> InstanceStatus {
         main_pid: view.notice.main_pid,
         cpu_seconds: None,
         restarts_by_reason: view.restarts_by_reason,
+        outdated: view.outdated,
+        old: view.old.map(|o| crate::control::proto::OldStatus {
+            pid: o.pid,
+            state: o.state,
+        }),
     }
 }
 
