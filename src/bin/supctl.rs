@@ -78,17 +78,22 @@ enum Verb {
         #[arg(value_name = "APP")]
         app: String,
     },
-    /// Run N instances of APP from now on: new ones start, the highest indexes stop
-    /// (until supd restarts; the config file is not changed)
+    /// Run N instances of APP from now on (`+N` adds N, `-N` removes the N highest):
+    /// new ones start, the highest indexes stop. Lasts until the next `apply` or supd
+    /// restart, which bring back the config file's `instances`
     Scale {
         #[arg(value_name = "APP")]
         app: String,
-        #[arg(value_name = "N")]
-        instances: u32,
+        /// N, +N or -N
+        #[arg(value_name = "N", allow_hyphen_values = true, value_parser = parse_count)]
+        count: Count,
     },
     /// Send SIGNAL (`HUP`, `SIGUSR2`, a number) to the main process of each running
     /// instance of APP, e.g. to make it reopen its logs or reload its own config
     Signal {
+        /// To every process of each instance's process group, not only its main process
+        #[arg(long)]
+        group: bool,
         #[arg(value_name = "SIGNAL")]
         signal: String,
         #[arg(value_name = "APP")]
@@ -136,13 +141,21 @@ impl Verb {
             Verb::Stop { app } => Command::Stop { app: app.clone() },
             Verb::Restart { app } => Command::Restart { app: app.clone() },
             Verb::Reload { app } => Command::Reload { app: app.clone() },
-            Verb::Scale { app, instances } => Command::Scale {
+            Verb::Scale { app, count } => Command::Scale {
                 app: app.clone(),
-                instances: *instances,
+                instances: match count {
+                    Count::To(n) => Some(*n),
+                    Count::By(_) => None,
+                },
+                by: match count {
+                    Count::By(n) => Some(*n),
+                    Count::To(_) => None,
+                },
             },
-            Verb::Signal { signal, app } => Command::Signal {
+            Verb::Signal { signal, app, group } => Command::Signal {
                 signal: signal.clone(),
                 app: app.clone(),
+                group: *group,
             },
             Verb::Shutdown => Command::Shutdown,
             Verb::Logs { reopen: true, .. } => Command::Reopen,
@@ -166,6 +179,26 @@ impl Verb {
             Verb::Flush { app } => Command::Flush { app: app.clone() },
             Verb::Health => Command::Health,
         }
+    }
+}
+
+/// `scale`'s N: how many instances, or how many more (`+2`) or fewer (`-1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Count {
+    To(u32),
+    By(i64),
+}
+
+fn parse_count(text: &str) -> Result<Count, String> {
+    let bad = || format!("`{text}` is not N, +N or -N (N a whole number of at least 1)");
+    let count = match text.as_bytes().first() {
+        Some(b'+') => Count::By(text[1..].parse::<u32>().map_err(|_| bad())?.into()),
+        Some(b'-') => Count::By(-i64::from(text[1..].parse::<u32>().map_err(|_| bad())?)),
+        _ => Count::To(text.parse::<u32>().map_err(|_| bad())?),
+    };
+    match count {
+        Count::To(0) | Count::By(0) => Err(bad()),
+        count => Ok(count),
     }
 }
 

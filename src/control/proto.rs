@@ -58,19 +58,28 @@ pub enum Command {
         app: String,
     },
     /// Change how many instances an app runs: new ones start, the highest indexes stop.
-    /// Lasts until supd restarts (the config file is not changed).
+    /// Lasts until the next `apply` or supd restart (the config file is not changed).
+    /// Exactly one of `instances` and `by` is given.
     Scale {
         /// The app's name.
         app: String,
         /// The new number of instances.
-        instances: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instances: Option<u32>,
+        /// Or how many to add (negative: remove, the highest indexes first).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<i64>,
     },
-    /// Send a signal to the main process (the leader) of each running instance of a target.
+    /// Send a signal to the main process (the leader) of each running instance of a target,
+    /// or with `group` to every process of each instance's process group.
     Signal {
         /// A signal name (`SIGHUP`, `HUP`) or number.
         signal: String,
         /// `name`, `name:INDEX` or `all`.
         app: String,
+        /// Every process of the group, not only the leader.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        group: bool,
     },
     /// Stop everything and exit, as SIGTERM does.
     Shutdown,
@@ -403,6 +412,9 @@ pub struct Reopened {
 pub struct ActionResult {
     /// The apps touched, with only the targeted instances.
     pub apps: Vec<AppStatus>,
+    /// Something the caller should know about the result (how long a `scale` lasts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -743,11 +755,13 @@ mod tests {
             Command::Reload { app: "a".into() },
             Command::Scale {
                 app: "a".into(),
-                instances: 3,
+                instances: Some(3),
+                by: None,
             },
             Command::Signal {
                 signal: "HUP".into(),
                 app: "a".into(),
+                group: false,
             },
             Command::Shutdown,
             Command::Logs {

@@ -190,10 +190,15 @@ pub fn action_summary(verb: &str, result: &ActionResult) -> String {
             })
         })
         .collect();
+    let note = result
+        .note
+        .as_ref()
+        .map(|n| format!("{n}\n"))
+        .unwrap_or_default();
     if targets.is_empty() {
-        format!("{done} no instances\n")
+        format!("{done} no instances\n{note}")
     } else {
-        format!("{done} {}\n", targets.join(", "))
+        format!("{done} {}\n{note}", targets.join(", "))
     }
 }
 
@@ -440,6 +445,7 @@ migrate:0 last exit: exit 0
     fn action_summaries() {
         let two = ActionResult {
             apps: vec![app("backend", vec![online(0, 5123), online(1, 5124)])],
+            note: None,
         };
         assert_eq!(
             action_summary("restart", &two),
@@ -455,6 +461,7 @@ migrate:0 last exit: exit 0
                 app("backend", vec![instance(1, StateName::Stopped)]),
                 app("worker", vec![instance(0, StateName::Exited)]),
             ],
+            note: None,
         };
         assert_eq!(
             action_summary("stop", &stopped),
@@ -463,6 +470,7 @@ migrate:0 last exit: exit 0
 
         let failed = ActionResult {
             apps: vec![app("web", vec![instance(0, StateName::Backoff)])],
+            note: None,
         };
         assert_eq!(
             action_summary("start", &failed),
@@ -470,7 +478,13 @@ migrate:0 last exit: exit 0
         );
 
         assert_eq!(
-            action_summary("restart", &ActionResult { apps: vec![] }),
+            action_summary(
+                "restart",
+                &ActionResult {
+                    apps: vec![],
+                    note: None
+                }
+            ),
             "restarted no instances\n"
         );
     }

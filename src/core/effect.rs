@@ -128,6 +128,14 @@ pub enum Answer {
     Status(StatusView),
     /// start, stop, restart, reload, scale, signal: the targeted instances once done.
     Instances(Vec<AppView>),
+    /// `scale` done: the app as it is now, and the instances its config file sets (which
+    /// the next `apply` or supd restart brings back).
+    Scaled {
+        /// The app, every current instance.
+        apps: Vec<AppView>,
+        /// `instances` of the config file.
+        file_instances: u32,
+    },
     /// `health`.
     Health(HealthView),
     /// `shutdown`: every process is gone.

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 pub use effect::{Answer, Effect, Level, LogQuery};
 pub use event::{Event, ProbeKind, Sample, Timer};
-pub use order::{Action, Order, Refusal, RefusalKind, Stream};
+pub use order::{Action, Count, Order, Refusal, RefusalKind, Stream};
 pub use state::{
     AfterStop, ExitStatus, Gen, Goal, LastExit, Notice, Pending, Phase, Reason, ReqId, Shutdown,
     Slot, State, Time,

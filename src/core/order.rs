@@ -23,15 +23,18 @@ pub enum Order {
     Scale {
         /// The app's name.
         app: String,
-        /// The new number of instances.
-        instances: u32,
+        /// How many instances.
+        count: Count,
     },
-    /// Send `signal` to the leader of each running instance of a target.
+    /// Send `signal` to the leader of each running instance of a target, or to its whole
+    /// process group.
     Signal {
         /// The signal, already parsed.
         signal: Signal,
         /// Whose.
         target: String,
+        /// Every process of the group, not only the leader.
+        group: bool,
     },
     /// Stop everything and exit.
     Shutdown,
@@ -79,6 +82,15 @@ impl Order {
             target: target.to_string(),
         }
     }
+}
+
+/// How many instances `scale` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// This many.
+    To(u32),
+    /// This many more (fewer, when negative) than now.
+    By(i64),
 }
 
 /// A child's output stream, for log queries.

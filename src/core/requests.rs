@@ -68,17 +68,30 @@ impl Cx<'_> {
                 action: Action::Reload,
                 target,
             } => self.reload(req, target, &order),
-            Order::Scale { app, instances } => self.scale(req, &order, app, *instances),
-            Order::Signal { signal, target } => {
+            Order::Scale { app, count } => self.scale(req, &order, app, *count),
+            Order::Signal {
+                signal,
+                target,
+                group,
+            } => {
                 let outcome = view::resolve(self.state, target).map(|slots| {
                     for &slot in &slots {
                         if let Phase::Online { pid, gen, .. } = self.inst(slot).phase {
                             let signal = *signal;
-                            self.fx.push(Effect::SignalLeader {
-                                slot,
-                                gen,
-                                pid,
-                                signal,
+                            self.fx.push(if *group {
+                                Effect::Signal {
+                                    slot,
+                                    gen,
+                                    pgid: pid,
+                                    signal,
+                                }
+                            } else {
+                                Effect::SignalLeader {
+                                    slot,
+                                    gen,
+                                    pid,
+                                    signal,
+                                }
                             });
                         }
                     }
@@ -192,12 +205,24 @@ impl Cx<'_> {
                     self.reply(pending.req, Err(Refusal::new(RefusalKind::Failed, message)));
                     continue;
                 }
-                let slots: Vec<Slot> = match &pending.order {
+                let answer = match &pending.order {
                     // The app as it is now, not the slots scaled away.
-                    Order::Scale { app, .. } => view::resolve(self.state, app).unwrap_or_default(),
-                    _ => pending.goals.iter().map(|(s, _)| *s).collect(),
+                    Order::Scale { app, .. } => {
+                        let slots = view::resolve(self.state, app).unwrap_or_default();
+                        let file_instances = self
+                            .state
+                            .app_named(app)
+                            .map_or(0, |a| self.state.apps[a].config.instances);
+                        Answer::Scaled {
+                            apps: view::apps(self.state, &slots, now),
+                            file_instances,
+                        }
+                    }
+                    _ => {
+                        let slots: Vec<Slot> = pending.goals.iter().map(|(s, _)| *s).collect();
+                        Answer::Instances(view::apps(self.state, &slots, now))
+                    }
                 };
-                let answer = Answer::Instances(view::apps(self.state, &slots, now));
                 self.reply(pending.req, Ok(answer));
             } else {
                 i += 1;

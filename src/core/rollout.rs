@@ -3,7 +3,7 @@
 
 use super::effect::{Effect, Level};
 use super::event::Timer;
-use super::order::{Action, Order, Refusal, RefusalKind};
+use super::order::{Action, Count, Order, Refusal, RefusalKind};
 use super::state::{self, AfterStop, Gen, Goal, OldProcess, OldStop, Pending, Phase, Reason};
 use super::state::{ReqId, Slot, Time};
 use super::{view, Cx, MAX_SCALE};
@@ -318,13 +318,31 @@ impl Cx<'_> {
 
     /// `scale APP N`: start the new slots, stop the ones at `N` and above; the request
     /// completes when they are up (or failed) and gone.
-    pub(super) fn scale(&mut self, req: ReqId, order: &Order, name: &str, instances: u32) {
+    pub(super) fn scale(&mut self, req: ReqId, order: &Order, name: &str, count: Count) {
         let found = self.state.app_named(name);
+        let now = found.map_or(0, |app| i64::from(self.state.apps[app].count));
+        let wanted = match count {
+            Count::To(n) => i64::from(n),
+            Count::By(n) => now.saturating_add(n),
+        };
+        let instances = wanted.clamp(0, i64::from(u32::MAX)) as u32;
         let outcome = match found {
             _ if self.state.shutdown.is_some() => Err(Refusal::shutting_down()),
-            _ if instances > MAX_SCALE => Err(Refusal::new(
+            Some(_) if wanted < 1 => Err(Refusal::new(
                 RefusalKind::BadRequest,
-                format!("at most {MAX_SCALE} instances, not {instances}"),
+                match count {
+                    Count::By(n) => format!(
+                        "{name} has {now} instances; {n:+} would leave {wanted}: at least 1 \
+                         (`stop {name}` stops them all)"
+                    ),
+                    Count::To(_) => {
+                        format!("at least 1 instance, not {wanted} (`stop {name}` stops them all)")
+                    }
+                },
+            )),
+            _ if wanted > i64::from(MAX_SCALE) => Err(Refusal::new(
+                RefusalKind::BadRequest,
+                format!("at most {MAX_SCALE} instances, not {wanted}"),
             )),
             // `APP:N` and `all` name no single app: resolve says which is wrong.
             None => Err(view::resolve(self.state, name)

@@ -261,7 +261,9 @@ fn reply(fx: &[Effect], req: ReqId) -> Option<Result<Answer, Refusal>> {
 /// The instances an answer to start/stop/restart/reload/scale/signal carries, by app.
 fn instances(answer: &Answer) -> Vec<&[InstanceView]> {
     match answer {
-        Answer::Instances(apps) => apps.iter().map(|a| a.instances.as_slice()).collect(),
+        Answer::Instances(apps) | Answer::Scaled { apps, .. } => {
+            apps.iter().map(|a| a.instances.as_slice()).collect()
+        }
         other => panic!("not an instances answer: {other:?}"),
     }
 }
@@ -1291,6 +1293,7 @@ fn signal_reaches_the_leader_of_each_running_instance() {
     let (req, fx) = h.request(Order::Signal {
         signal: crate::config::Signal(libc::SIGHUP),
         target: "web".into(),
+        group: false,
     });
     let sent: Vec<(Slot, i32, i32)> = fx
         .iter()
@@ -1316,7 +1319,7 @@ fn scale_starts_new_slots_and_stops_the_highest_ones() {
     let mut h = H::one(a);
     let (req, fx) = h.request(Order::Scale {
         app: "web".into(),
-        instances: 4,
+        count: Count::To(4),
     });
     assert_eq!(spawned(&fx), 2);
     let data = reply(&fx, req)
@@ -1328,7 +1331,7 @@ fn scale_starts_new_slots_and_stops_the_highest_ones() {
     h.at(10);
     let (req, fx) = h.request(Order::Scale {
         app: "web".into(),
-        instances: 1,
+        count: Count::To(1),
     });
     assert_eq!(signals(&fx).len(), 3, "web:1..3 stop");
     assert!(reply(&fx, req).is_none(), "not before they are gone");
@@ -1349,7 +1352,7 @@ fn scale_starts_new_slots_and_stops_the_highest_ones() {
     let old_gen = h.gen(slot(0, 3));
     let (_, fx) = h.request(Order::Scale {
         app: "web".into(),
-        instances: 4,
+        count: Count::To(4),
     });
     assert_eq!(spawned(&fx), 3);
     assert!(h.gen(slot(0, 3)) > old_gen);
@@ -1361,7 +1364,7 @@ fn scale_starts_new_slots_and_stops_the_highest_ones() {
     ] {
         let (req, fx) = h.request(Order::Scale {
             app: app.into(),
-            instances: n,
+            count: Count::To(n),
         });
         assert!(reply(&fx, req).expect("answered").is_err(), "{app} {n}");
     }
@@ -1374,7 +1377,7 @@ fn a_shutdown_waits_for_slots_scaled_away_but_still_stopping() {
     let mut h = H::one(a);
     h.request(Order::Scale {
         app: "web".into(),
-        instances: 1,
+        count: Count::To(1),
     });
     h.at(5);
     let fx = h.send(Event::ShutdownSignal { force: false });
@@ -1387,4 +1390,64 @@ fn a_shutdown_waits_for_slots_scaled_away_but_still_stopping() {
     );
     let fx = h.exit(slot(0, 1), ExitStatus::Signal(15));
     assert!(fx.contains(&Effect::Exit { code: 0 }));
+}
+
+#[test]
+fn scale_by_adds_or_removes_from_the_current_count_and_never_to_zero() {
+    let mut a = app("web");
+    a.instances = 2;
+    let mut h = H::one(a);
+    let (req, fx) = h.request(Order::Scale {
+        app: "web".into(),
+        count: Count::By(2),
+    });
+    assert_eq!(spawned(&fx), 2);
+    let Some(Ok(Answer::Scaled { file_instances, .. })) = reply(&fx, req) else {
+        panic!("a scale answer")
+    };
+    assert_eq!(file_instances, 2, "the file's count, for the reply's note");
+    let (_, fx) = h.request(Order::Scale {
+        app: "web".into(),
+        count: Count::By(-1),
+    });
+    assert_eq!(signals(&fx).len(), 1);
+    assert_eq!(h.state.apps[0].count, 3);
+    assert_eq!(
+        h.status_of(slot(0, 3)).state,
+        StateName::Stopping,
+        "the highest"
+    );
+    for count in [Count::By(-3), Count::To(0)] {
+        let (req, fx) = h.request(Order::Scale {
+            app: "web".into(),
+            count,
+        });
+        let error = reply(&fx, req).expect("answered").expect_err("refused");
+        assert_eq!(error.kind, RefusalKind::BadRequest, "{count:?}");
+        assert!(error.message.contains("at least 1"), "{}", error.message);
+    }
+    assert_eq!(h.state.apps[0].count, 3, "a refused scale changes nothing");
+}
+
+#[test]
+fn signal_with_group_reaches_each_running_instance_s_process_group() {
+    let mut a = app("web");
+    a.instances = 2;
+    let mut h = H::one(a);
+    let (req, fx) = h.request(Order::Signal {
+        signal: crate::config::Signal(libc::SIGHUP),
+        target: "web".into(),
+        group: true,
+    });
+    let groups: Vec<(i32, i32)> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Signal { pgid, signal, .. } => Some((*pgid, signal.0)),
+            _ => None,
+        })
+        .collect();
+    let pids = [h.pid(S0), h.pid(slot(0, 1))];
+    assert_eq!(groups, pids.map(|p| (p, libc::SIGHUP)).to_vec());
+    assert!(!fx.iter().any(|e| matches!(e, Effect::SignalLeader { .. })));
+    assert!(reply(&fx, req).expect("answered").is_ok());
 }

@@ -29,7 +29,9 @@ impl SpawnSpec {
     /// The spec for instance `index` of `app`, on top of supd's own environment `base`.
     ///
     /// Every instance gets `SUP_APP` and `SUP_INSTANCE`, and `NODE_APP_INSTANCE` as PM2
-    /// sets it, so cluster-aware Node code keeps working.
+    /// sets it, so cluster-aware Node code keeps working. An app with exactly one
+    /// `tcp://` listen address also gets `PORT` (which many apps read), unless its own
+    /// `env` sets one.
     pub fn new(
         app: &App,
         index: u32,
@@ -45,6 +47,13 @@ impl SpawnSpec {
         env.insert("SUP_APP".into(), app.name.clone());
         env.insert("SUP_INSTANCE".into(), index.to_string());
         env.insert("NODE_APP_INSTANCE".into(), index.to_string());
+        let mut tcp = app.listen.iter().filter_map(|l| match l {
+            crate::config::listen::Listen::Tcp(addr) => Some(addr.port()),
+            crate::config::listen::Listen::Unix(_) => None,
+        });
+        if let (Some(port), None, false) = (tcp.next(), tcp.next(), app.env.contains_key("PORT")) {
+            env.insert("PORT".into(), port.to_string());
+        }
         SpawnSpec {
             label: format!("{}:{}", app.name, index),
             argv: app.cmd.clone(),
@@ -80,5 +89,23 @@ mod tests {
         assert_eq!(spec.env["NODE_APP_INSTANCE"], "2");
         assert!(!spec.env.contains_key("LISTEN_FDS"));
         assert_eq!(spec.label, "web:2");
+    }
+
+    #[test]
+    fn one_tcp_listen_address_sets_port_unless_the_app_does() {
+        let listen = |s: &str| crate::config::listen::parse(s).expect("listen");
+        let mut app = crate::config::test_app("web");
+        app.listen = vec![listen("tcp://127.0.0.1:3100"), listen("unix:///run/a.sock")];
+        let base = [("PORT".to_string(), "80".to_string())];
+        assert_eq!(SpawnSpec::new(&app, 0, base.clone()).env["PORT"], "3100");
+        app.listen.push(listen("tcp://127.0.0.1:3101"));
+        assert_eq!(
+            SpawnSpec::new(&app, 0, base).env["PORT"],
+            "80",
+            "two: none set"
+        );
+        app.listen.truncate(1);
+        app.env.insert("PORT".into(), "9000".into());
+        assert_eq!(SpawnSpec::new(&app, 0, []).env["PORT"], "9000");
     }
 }

@@ -7,7 +7,7 @@ use crate::control::proto::{
     StreamName, SupervisorInfo,
 };
 use crate::core::view::{AppView, HealthView, InstanceView, StatusView};
-use crate::core::{Action, Answer, Order, Refusal, RefusalKind, Stream};
+use crate::core::{Action, Answer, Count, Order, Refusal, RefusalKind, Stream};
 
 /// The order a command gives, or the error reply for a command the core cannot take as
 /// it stands (a signal name that does not exist).
@@ -18,8 +18,20 @@ pub(super) fn order(command: Command) -> Result<Order, ErrorBody> {
         Command::Stop { app } => Order::act(Action::Stop, &app),
         Command::Restart { app } => Order::act(Action::Restart, &app),
         Command::Reload { app } => Order::act(Action::Reload, &app),
-        Command::Scale { app, instances } => Order::Scale { app, instances },
-        Command::Signal { signal, app } => {
+        Command::Scale { app, instances, by } => {
+            let count = match (instances, by) {
+                (Some(n), None) => Count::To(n),
+                (None, Some(n)) => Count::By(n),
+                _ => {
+                    return Err(ErrorBody {
+                        kind: ErrorKind::BadRequest,
+                        message: "`scale` takes exactly one of `instances` and `by`".into(),
+                    })
+                }
+            };
+            Order::Scale { app, count }
+        }
+        Command::Signal { signal, app, group } => {
             let signal =
                 crate::config::units::parse_signal(&signal).map_err(|message| ErrorBody {
                     kind: ErrorKind::BadRequest,
@@ -28,6 +40,7 @@ pub(super) fn order(command: Command) -> Result<Order, ErrorBody> {
             Order::Signal {
                 signal,
                 target: app,
+                group,
             }
         }
         Command::Shutdown => Order::Shutdown,
@@ -69,8 +82,21 @@ pub(super) fn refusal(refusal: Refusal) -> ErrorBody {
 pub(super) fn answer(answer: Answer) -> serde_json::Value {
     match answer {
         Answer::Status(view) => json(status(view)),
+        Answer::Scaled {
+            apps,
+            file_instances,
+        } => {
+            let name = apps.first().map(|a| a.name.clone()).unwrap_or_default();
+            json(ActionResult {
+                apps: apps.into_iter().map(app).collect(),
+                note: Some(format!(
+                    "{name} keeps this count until the next `apply` or supd restart, which bring back the config file's {file_instances}"
+                )),
+            })
+        }
         Answer::Instances(apps) => json(ActionResult {
             apps: apps.into_iter().map(app).collect(),
+            note: None,
         }),
         Answer::Health(view) => json(health(view)),
         Answer::Stopped => json(proto::Stopped { stopped: true }),
@@ -202,6 +228,7 @@ mod tests {
     #[test]
     fn a_bad_signal_is_a_bad_request_before_the_core_sees_it() {
         let command = Command::Signal {
+            group: false,
             signal: "SIGNOPE".into(),
             app: "web".into(),
         };
@@ -209,6 +236,7 @@ mod tests {
         assert_eq!(error.kind, ErrorKind::BadRequest);
         assert!(error.message.contains("SIGNOPE"), "{}", error.message);
         let command = Command::Signal {
+            group: false,
             signal: "HUP".into(),
             app: "web".into(),
         };

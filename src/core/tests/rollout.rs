@@ -318,7 +318,7 @@ fn reload_during_a_scale_up_replaces_the_running_and_both_answer() {
     let mut h = ready_web(2, 1);
     let (scale, _) = h.request(Order::Scale {
         app: "web".into(),
-        instances: 3,
+        count: Count::To(3),
     });
     let (reload, fx) = h.request(Order::act(Action::Reload, "web"));
     assert_eq!(spawned(&fx), 1, "web:0 surges; web:2 is still starting");
