@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 use sup::control::client::{Client, ClientError};
 use sup::control::proto::{
-    ActionResult, Command, Flushed, Health, ProtoError, Records, Status, StreamName,
+    ActionResult, Command, Flushed, Health, Plan, ProtoError, Records, Status, StreamName,
 };
 use sup::control::{render, socket_path};
 
@@ -125,6 +125,24 @@ enum Verb {
     /// Exit 0 when every instance that should run is online and ready, else 1 with the
     /// reasons: a container's HEALTHCHECK
     Health,
+    /// Show how the config file differs from what runs: apps added, removed, changed
+    /// (with each changed key, old → new; secret-looking env values masked)
+    Diff {
+        /// Compare this file instead of supd's own (supd reads it)
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Exit 1 when there are differences, like `git diff --exit-code`
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Re-read supd's config file and make it so, changing only what differs: start
+    /// added apps, stop removed ones, roll changed ones (new instance ready before the old
+    /// stops). A bad file changes nothing. SIGHUP to supd does the same
+    Apply {
+        /// Only print what it would do, in order
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Empty the log files of APP (default: every app), as `pm2 flush` does
     Flush {
         /// `name` or `all` [default: all]
@@ -178,6 +196,16 @@ impl Verb {
             },
             Verb::Flush { app } => Command::Flush { app: app.clone() },
             Verb::Health => Command::Health,
+            Verb::Diff { config, .. } => Command::Diff {
+                // supd has its own working directory.
+                config: config.as_ref().map(|p| {
+                    std::path::absolute(p)
+                        .unwrap_or_else(|_| p.clone())
+                        .display()
+                        .to_string()
+                }),
+            },
+            Verb::Apply { dry_run } => Command::Apply { dry_run: *dry_run },
         }
     }
 }
@@ -246,7 +274,22 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         },
         _ => None,
     };
-    let unhealthy = health.as_ref().is_some_and(|h| !h.healthy);
+    let plan = match &cli.verb {
+        Verb::Diff { .. } | Verb::Apply { .. } => match reply.data_as::<Plan>() {
+            Ok(plan) => Some(plan),
+            Err(err) => return Ok(bad_data(cli, &path, err)),
+        },
+        _ => None,
+    };
+    // `diff --exit-code`: 1 when something differs, as `git diff --exit-code` does.
+    let differs = matches!(
+        cli.verb,
+        Verb::Diff {
+            exit_code: true,
+            ..
+        }
+    ) && plan.as_ref().is_some_and(|p| p.changed);
+    let unhealthy = health.as_ref().is_some_and(|h| !h.healthy) || differs;
     if cli.json {
         // The data as the daemon sent it, not re-read through our types: fields a newer
         // supd adds must reach scripts. No data at all is an empty object, still JSON.
@@ -280,13 +323,21 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_DAEMON_ERROR));
         }
         Verb::Health => "healthy\n".to_owned(),
+        Verb::Diff { .. } => render::plan(plan.as_ref().unwrap_or(&Plan::default()), false),
+        Verb::Apply { dry_run } => {
+            render::plan(plan.as_ref().unwrap_or(&Plan::default()), !dry_run)
+        }
         Verb::Flush { .. } => match reply.data_as::<Flushed>() {
             Ok(flushed) => format!("flushed the logs of {}\n", flushed.flushed.join(", ")),
             Err(err) => return Ok(bad_data(cli, &path, err)),
         },
     };
     print(&text)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(if differs {
+        ExitCode::from(EXIT_DAEMON_ERROR)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `logs`: print each streamed record as it arrives (one JSON object per line with

@@ -94,7 +94,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FATAL);
         }
     };
-    let code = sup::runtime::run(config, listener, socket);
+    let code = sup::runtime::run(config, args.profile.clone(), listener, socket);
     ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FATAL))
 }
 

@@ -110,6 +110,21 @@ pub enum Command {
     /// Whether every instance that should run is online and ready: a container's
     /// HEALTHCHECK. Answers [`Health`].
     Health,
+    /// How the config file (supd's own, or `config`) differs from what runs. Answers
+    /// [`Plan`]; changes nothing.
+    Diff {
+        /// Another config file to compare (read by supd).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config: Option<String>,
+    },
+    /// Re-read supd's config file and make the running apps what it says, changing only
+    /// what differs (also SIGHUP to supd). With `dry_run`, only say what it would do.
+    /// Answers [`Plan`] once the last rolled instance is ready.
+    Apply {
+        /// Plan only.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        dry_run: bool,
+    },
 }
 
 /// `data` of `health`.
@@ -407,6 +422,66 @@ pub struct Reopened {
     pub reopened: bool,
 }
 
+/// `data` of `diff`, `apply --dry-run` and `apply`: how the config file differs from
+/// what runs, and what applying it does (or did).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Plan {
+    /// The config file compared.
+    pub config: String,
+    /// Whether anything differs.
+    pub changed: bool,
+    /// Each app that differs: added and changed ones in file order, then removed ones.
+    pub apps: Vec<AppPlan>,
+    /// `[supervisor]` keys that differ.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supervisor: Vec<KeyChange>,
+    /// Changes that cannot be made while supd runs: an apply is refused whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
+    /// The actions of an apply, in order.
+    pub steps: Vec<String>,
+}
+
+/// One app in a [`Plan`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppPlan {
+    /// The app.
+    pub name: String,
+    /// `added`, `removed` or `changed`.
+    pub change: String,
+    /// The keys that differ (a changed app).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeyChange>,
+    /// Running instances that still run older settings (a rollout that stopped).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub outdated: u32,
+    /// Running instances an apply replaces.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub roll: u32,
+    /// `[before, after]` when the instance count changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<[u32; 2]>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One key that differs: old and new value (absent = not set), and what it takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyChange {
+    /// The key (`env.NAME` for one variable).
+    pub key: String,
+    /// The running value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<String>,
+    /// The file's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<String>,
+    /// `restart` (new processes), `scale` or `live` (no process restarted).
+    pub needs: String,
+}
+
 /// `data` of `start`, `stop`, `restart`: the targeted instances once the order completed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionResult {
@@ -427,7 +502,7 @@ pub struct ActionResult {
 /// Keep in step with [`Command`] ([`Command::name`] is the exhaustive match that names them).
 pub const COMMANDS: &[&str] = &[
     "status", "start", "stop", "restart", "reload", "scale", "signal", "shutdown", "logs", "flush",
-    "reopen", "health",
+    "reopen", "health", "diff", "apply",
 ];
 
 /// A reply line that could not be understood.
@@ -460,6 +535,8 @@ impl Command {
             Command::Flush { .. } => "flush",
             Command::Reopen => "reopen",
             Command::Health => "health",
+            Command::Diff { .. } => "diff",
+            Command::Apply { .. } => "apply",
         }
     }
 }
@@ -676,7 +753,9 @@ fn takes_no_arguments(cmd: &Command) -> bool {
         | Command::Signal { .. }
         | Command::Scale { .. }
         | Command::Logs { .. }
-        | Command::Flush { .. } => false,
+        | Command::Flush { .. }
+        | Command::Diff { .. }
+        | Command::Apply { .. } => false,
     }
 }
 

@@ -6,7 +6,7 @@
 //! the byte. Columns are aligned by hand; a table crate would cost more binary than the
 //! twenty lines it saves.
 
-use super::proto::{ActionResult, AppStatus, InstanceStatus, StateName, Status};
+use super::proto::{ActionResult, AppStatus, InstanceStatus, KeyChange, Plan, StateName, Status};
 
 const HEADER: [&str; 9] = [
     "APP", "ID", "PID", "STATE", "UPTIME", "RESTARTS", "REASON", "CPU", "MEM",
@@ -210,6 +210,75 @@ fn past_tense(verb: &str) -> String {
         "signal" => "signalled".to_owned(),
         other => other.to_owned(),
     }
+}
+
+/// A [`Plan`] for people: each app that differs and how (`+` added, `-` removed, `~`
+/// changed, with its keys old → new), then the steps of an apply in order. `applied`: it
+/// was carried out (the reply of `apply`), else it is what would be done.
+pub fn plan(plan: &Plan, applied: bool) -> String {
+    let mut out = String::new();
+    if !plan.changed {
+        let what = if applied {
+            "nothing to change"
+        } else {
+            "no differences"
+        };
+        return format!("{what}: what runs matches {}\n", plan.config);
+    }
+    if applied {
+        out.push_str(&format!("applied {}:\n", plan.config));
+    }
+    let value = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not set)".to_owned());
+    let key = |out: &mut String, k: &KeyChange| {
+        out.push_str(&format!(
+            "    {}: {} → {}  ({})\n",
+            k.key,
+            value(&k.old),
+            value(&k.new),
+            k.needs
+        ));
+    };
+    for app in &plan.apps {
+        let sign = match app.change.as_str() {
+            "added" => '+',
+            "removed" => '-',
+            _ => '~',
+        };
+        out.push_str(&format!("{sign} {} ({})\n", app.name, app.change));
+        for k in &app.keys {
+            key(&mut out, k);
+        }
+        if app.outdated > 0 {
+            out.push_str(&format!(
+                "    {} still run older settings (a rollout stopped)\n",
+                count(app.outdated, "instance")
+            ));
+        }
+    }
+    if !plan.supervisor.is_empty() {
+        out.push_str("~ [supervisor]\n");
+        for k in &plan.supervisor {
+            key(&mut out, k);
+        }
+    }
+    for refused in &plan.refused {
+        out.push_str(&format!("refused: {refused}\n"));
+    }
+    if !plan.steps.is_empty() {
+        out.push_str(if applied {
+            "done:\n"
+        } else {
+            "an apply would:\n"
+        });
+        for (n, step) in plan.steps.iter().enumerate() {
+            out.push_str(&format!("  {}. {step}\n", n + 1));
+        }
+    }
+    out
+}
+
+fn count(n: u32, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// One log record from the wire (`{"ts","app","instance","pid","stream","msg"}`) as the

@@ -106,6 +106,8 @@ pub enum Effect {
     ArmCron {
         /// Position of the app.
         app: usize,
+        /// To put into the timer.
+        epoch: u64,
     },
     /// Write a line to supd's own log.
     Log {
@@ -128,6 +130,8 @@ pub enum Answer {
     Status(StatusView),
     /// start, stop, restart, reload, scale, signal: the targeted instances once done.
     Instances(Vec<AppView>),
+    /// `apply` done: what it did.
+    Applied(std::sync::Arc<super::apply::Plan>),
     /// `scale` done: the app as it is now, and the instances its config file sets (which
     /// the next `apply` or supd restart brings back).
     Scaled {

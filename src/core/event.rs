@@ -30,6 +30,8 @@ pub enum Timer {
     Cron {
         /// Position of the app.
         app: usize,
+        /// The app's [`super::state::App::cron_epoch`] when it was armed.
+        epoch: u64,
     },
     /// Time to measure the instances of an app with a memory limit.
     Sample {

@@ -21,7 +21,8 @@ impl Cx<'_> {
         }
         for app in 0..self.state.apps.len() {
             if self.state.apps[app].config.cron.is_some() {
-                self.fx.push(Effect::ArmCron { app });
+                let epoch = self.state.apps[app].cron_epoch;
+                self.fx.push(Effect::ArmCron { app, epoch });
             }
         }
         // Only apps with a memory limit are measured on a timer: an idle supd without
@@ -30,6 +31,7 @@ impl Cx<'_> {
             let memory = &self.state.apps[app].config.memory;
             if memory.max_memory.is_some() {
                 let at = self.now + memory.interval;
+                self.state.apps[app].sampling = true;
                 self.timer(at, Timer::Sample { app });
             }
         }

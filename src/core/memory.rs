@@ -83,6 +83,12 @@ impl Cx<'_> {
         if self.state.shutdown.is_some() {
             return;
         }
+        // `apply` removed the app or its limit: the timer chain ends here.
+        let a = &self.state.apps[app];
+        if a.removed || a.config.memory.max_memory.is_none() {
+            self.state.apps[app].sampling = false;
+            return;
+        }
         let targets: Vec<(Slot, Gen, i32)> = self.state.apps[app]
             .instances
             .iter()

@@ -12,6 +12,7 @@
 //! (cron restarts, reload, scale), `ready` (readiness, health, sd_notify), `requests`
 //! and `shutdown`.
 
+pub mod apply;
 pub mod effect;
 pub mod event;
 mod lifecycle;
@@ -122,7 +123,7 @@ impl Cx<'_> {
             Timer::Kill { slot, gen } => self.on_kill_timer(slot, gen),
             Timer::ShutdownDeadline => self.on_shutdown_deadline(),
             Timer::ShutdownAbandon => self.on_shutdown_abandon(),
-            Timer::Cron { app } => self.on_cron(app),
+            Timer::Cron { app, epoch } => self.on_cron(app, epoch),
             Timer::Probe { slot, gen, kind } => self.on_probe_timer(slot, gen, kind),
             Timer::ReadyDeadline { slot, gen } => self.on_ready_deadline(slot, gen),
             Timer::Sample { app } => self.on_sample_timer(app),

@@ -58,6 +58,12 @@ pub enum Order {
     Reopen,
     /// Whether every instance that should run is online and ready.
     Health,
+    /// `apply`: carry out a plan made against the current state by
+    /// [`super::apply::plan`].
+    Apply {
+        /// The plan.
+        plan: super::apply::Planned,
+    },
 }
 
 /// What [`Order::Act`] does to each instance it names.
@@ -122,6 +128,8 @@ pub enum RefusalKind {
     UnknownInstance,
     /// supd is shutting down and takes no more orders.
     ShuttingDown,
+    /// The config asks for something that cannot be done while supd runs.
+    BadConfig,
     /// It was carried out in part and failed (a rollout whose new instance never got
     /// ready).
     Failed,

@@ -25,7 +25,7 @@ impl Cx<'_> {
     }
 
     /// Schedule the next health probe of a ready generation, if the app has one.
-    fn arm_health(&mut self, slot: Slot, gen: Gen) {
+    pub(super) fn arm_health(&mut self, slot: Slot, gen: Gen) {
         if let Some(health) = &self.state.apps[slot.app].config.health {
             let at = self.now + health.interval;
             let kind = ProbeKind::Health;

@@ -69,6 +69,10 @@ impl Cx<'_> {
                 target,
             } => self.reload(req, target, &order),
             Order::Scale { app, count } => self.scale(req, &order, app, *count),
+            Order::Apply { plan } => {
+                let plan = plan.0.clone();
+                self.apply(req, &order, &plan);
+            }
             Order::Signal {
                 signal,
                 target,
@@ -218,6 +222,7 @@ impl Cx<'_> {
                             file_instances,
                         }
                     }
+                    Order::Apply { plan } => Answer::Applied(plan.0.clone()),
                     _ => {
                         let slots: Vec<Slot> = pending.goals.iter().map(|(s, _)| *s).collect();
                         Answer::Instances(view::apps(self.state, &slots, now))

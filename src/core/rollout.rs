@@ -32,11 +32,16 @@ impl Cx<'_> {
     /// A cron tick. A service restarts rolling, one `max_unavailable` batch at a time, so
     /// a nightly restart is never an outage; a job (`restart = "never"`) is started, and
     /// `cron_overlap` decides about a run that is still going.
-    pub(super) fn on_cron(&mut self, app: usize) {
-        self.fx.push(Effect::ArmCron { app });
-        let Some(cron) = self.state.apps.get(app).and_then(|a| a.config.cron.clone()) else {
+    pub(super) fn on_cron(&mut self, app: usize, epoch: u64) {
+        // A schedule that `apply` replaced or removed fires no more.
+        let current = self.state.apps.get(app).filter(|a| !a.removed);
+        if !current.is_some_and(|a| a.cron_epoch == epoch) {
+            return;
+        }
+        let Some(cron) = self.state.apps[app].config.cron.clone() else {
             return;
         };
+        self.fx.push(Effect::ArmCron { app, epoch });
         if self.state.shutdown.is_some() {
             return;
         }
@@ -357,6 +362,18 @@ impl Cx<'_> {
             Ok(app) => app,
             Err(error) => return self.reply(req, Err(error)),
         };
+        let goals = self.resize(app, instances);
+        self.state.pending.push(Pending {
+            req,
+            order: order.clone(),
+            goals,
+            failures: Vec::new(),
+        });
+    }
+
+    /// Give `app` `instances` slots: start the new ones, stop those at `instances` and
+    /// above. Returns what completes it for each slot touched.
+    pub(super) fn resize(&mut self, app: usize, instances: u32) -> Vec<(Slot, Goal)> {
         let old = self.state.apps[app].count;
         while self.state.apps[app].instances.len() < instances as usize {
             self.state.apps[app]
@@ -383,12 +400,7 @@ impl Cx<'_> {
             Level::Info,
             format!("scaling {label} from {old} to {instances} instances"),
         );
-        self.state.pending.push(Pending {
-            req,
-            order: order.clone(),
-            goals,
-            failures: Vec::new(),
-        });
+        goals
     }
 
     /// `reload`: queue the running instances of a target for a rolling replacement; the

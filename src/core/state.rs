@@ -139,6 +139,8 @@ pub struct SupervisorFacts {
     pub config: String,
     /// `shutdown_timeout`.
     pub shutdown_timeout: Duration,
+    /// `[supervisor]` as the running config set it (for `diff`).
+    pub supervisor: crate::config::Supervisor,
 }
 
 /// A shutdown in progress.
@@ -414,6 +416,7 @@ impl State {
                 version: version.to_string(),
                 config: config.path.display().to_string(),
                 shutdown_timeout: config.supervisor.shutdown_timeout,
+                supervisor: config.supervisor.clone(),
             },
             apps,
             shutdown: None,

@@ -933,10 +933,13 @@ fn cron_app(name: &str, instances: u32) -> App {
 fn a_cron_tick_restarts_a_service_one_instance_at_a_time() {
     let mut h = H::new(vec![cron_app("web", 3)]);
     let fx = h.send(Event::Boot);
-    assert!(fx.contains(&Effect::ArmCron { app: 0 }));
+    assert!(fx.contains(&Effect::ArmCron { app: 0, epoch: 0 }));
     h.at(1000);
-    let fx = h.send(Event::Timer(Timer::Cron { app: 0 }));
-    assert!(fx.contains(&Effect::ArmCron { app: 0 }), "re-armed");
+    let fx = h.send(Event::Timer(Timer::Cron { app: 0, epoch: 0 }));
+    assert!(
+        fx.contains(&Effect::ArmCron { app: 0, epoch: 0 }),
+        "re-armed"
+    );
     assert_eq!(signals(&fx), vec![15], "one at a time");
     for index in 0..3u32 {
         let s = slot(0, index);
@@ -967,10 +970,10 @@ fn a_cron_tick_starts_a_job_and_respects_cron_overlap() {
     job.autostart = false;
     let mut h = H::new(vec![job]);
     h.send(Event::Boot);
-    let fx = h.send(Event::Timer(Timer::Cron { app: 0 }));
+    let fx = h.send(Event::Timer(Timer::Cron { app: 0, epoch: 0 }));
     assert_eq!(spawned(&fx), 1, "started by the tick");
     assert_eq!(h.status_of(S0).last_reason, Some(Reason::Cron));
-    let fx = h.send(Event::Timer(Timer::Cron { app: 0 }));
+    let fx = h.send(Event::Timer(Timer::Cron { app: 0, epoch: 0 }));
     assert_eq!(
         (spawned(&fx), signals(&fx).len()),
         (0, 0),
@@ -979,7 +982,7 @@ fn a_cron_tick_starts_a_job_and_respects_cron_overlap() {
     if let Some(cron) = h.state.apps[0].config.cron.as_mut() {
         cron.overlap = crate::config::CronOverlap::Restart;
     }
-    let fx = h.send(Event::Timer(Timer::Cron { app: 0 }));
+    let fx = h.send(Event::Timer(Timer::Cron { app: 0, epoch: 0 }));
     assert_eq!(signals(&fx), vec![15], "cron_overlap = restart");
     h.at(10);
     let fx = h.exit(S0, ExitStatus::Signal(15));
@@ -1156,7 +1159,7 @@ fn a_rolling_restart_waits_for_readiness() {
     probe_done(&mut h, S0, Ready, true);
     probe_done(&mut h, slot(0, 1), Ready, true);
     h.at(100);
-    let fx = h.send(Event::Timer(Timer::Cron { app: 0 }));
+    let fx = h.send(Event::Timer(Timer::Cron { app: 0, epoch: 0 }));
     assert_eq!(signals(&fx).len(), 1);
     h.at(110);
     let fx = h.exit(S0, ExitStatus::Signal(15));

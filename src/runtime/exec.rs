@@ -115,14 +115,14 @@ impl Runtime {
                     self.reply(req, outcome);
                 }
             },
-            Effect::ArmCron { app } => {
+            Effect::ArmCron { app, epoch } => {
                 let wall = std::time::SystemTime::now();
                 let next = self.schedules.get(&app).and_then(|s| s.next_after(wall));
                 match next.and_then(|next| next.duration_since(wall).ok()) {
                     Some(wait) => {
                         let at = self.now() + wait;
                         self.timers
-                            .push(Reverse((at, crate::core::Timer::Cron { app })));
+                            .push(Reverse((at, crate::core::Timer::Cron { app, epoch })));
                     }
                     None => tracing::warn!(
                         "{}: cron_restart has no future time; it will not fire",

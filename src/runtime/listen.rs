@@ -1,12 +1,15 @@
-//! The `listen` sockets: bound once when supd starts, before any app, and kept for supd's
-//! whole life, so a restarting instance never closes its port and connections queue in
-//! the kernel while no instance accepts.
+//! The `listen` sockets: bound when supd starts, before any app, and kept for supd's whole
+//! life, so a restarting instance never closes its port and connections queue in the
+//! kernel while no instance accepts. `apply` binds new addresses before anything changes
+//! and closes supd's copy of the ones no app lists any more (the instances that inherited
+//! them keep theirs until they exit).
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 
 use crate::config::listen::Listen;
 use crate::config::Config;
+use crate::core::apply::Plan;
 use crate::core::State;
 
 /// Bind every app's `listen` addresses; the first failure names the address and app.
@@ -57,4 +60,78 @@ pub(super) fn remove_unix_sockets(state: &State) {
             }
         }
     }
+}
+
+/// The sockets of each app by position, and the `unix://` paths no app uses any more.
+pub(super) type Rebound = (HashMap<usize, Vec<OwnedFd>>, Vec<std::path::PathBuf>);
+
+/// The `listen` sockets once `plan` is applied, by app position: an address some app
+/// has bound already is shared (a duplicate of supd's fd), a new one is bound now.
+/// Fails on the first address that cannot be bound; then nothing changed (what was bound
+/// here is closed again). Also returns the `unix://` paths no app listens on any more.
+pub(super) fn rebind(
+    current: &HashMap<usize, Vec<OwnedFd>>,
+    state: &State,
+    plan: &Plan,
+) -> Result<Rebound, String> {
+    let bound: Vec<(&Listen, &OwnedFd)> = current
+        .iter()
+        .flat_map(|(&position, fds)| state.apps[position].config.listen.iter().zip(fds))
+        .collect();
+    let planned: HashMap<usize, &crate::config::App> = plan
+        .apps
+        .iter()
+        .filter_map(|a| Some((a.position, &plan.config.apps[a.file_index?])))
+        .collect();
+    let removed: Vec<usize> = plan
+        .apps
+        .iter()
+        .filter(|a| a.file_index.is_none())
+        .map(|a| a.position)
+        .collect();
+    let mut next = HashMap::new();
+    let mut wanted: Vec<&Listen> = Vec::new();
+    let positions = (0..state.apps.len()).chain(state.apps.len()..state.apps.len() + planned.len());
+    for position in positions {
+        let app = match planned.get(&position) {
+            Some(app) => *app,
+            None if removed.contains(&position) => continue,
+            None => match state.apps.get(position) {
+                Some(a) if !a.removed => &a.config,
+                _ => continue,
+            },
+        };
+        if app.listen.is_empty() {
+            continue;
+        }
+        let mut fds = Vec::with_capacity(app.listen.len());
+        for addr in &app.listen {
+            let fd = match bound.iter().find(|(a, _)| *a == addr) {
+                Some((_, fd)) => fd.try_clone(),
+                None => {
+                    let fd = bind(addr);
+                    if fd.is_ok() {
+                        tracing::info!(
+                            "{}: listening on {addr}, shared by its instances",
+                            app.name
+                        );
+                    }
+                    fd
+                }
+            }
+            .map_err(|e| format!("cannot listen on {addr} for {}: {e}", app.name))?;
+            fds.push(fd);
+            wanted.push(addr);
+        }
+        next.insert(position, fds);
+    }
+    let gone = bound
+        .iter()
+        .filter(|(addr, _)| !wanted.contains(addr))
+        .filter_map(|(addr, _)| match addr {
+            Listen::Unix(path) => Some(path.clone()),
+            Listen::Tcp(_) => None,
+        })
+        .collect();
+    Ok((next, gone))
 }

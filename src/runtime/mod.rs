@@ -7,6 +7,7 @@
 //! signal fires when the forking *thread* exits), and because the spawn and the reaper run
 //! on the same thread, an exit can never be reaped before its spawn is registered.
 
+mod apply;
 mod exec;
 mod listen;
 mod logview;
@@ -25,7 +26,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
-use crate::control::proto::ErrorBody;
+use crate::control::proto::{Command, ErrorBody};
 use crate::control::server::{self, ControlRequest};
 use crate::core::{self, Event, ExitStatus, Gen, ReqId, Slot, State, Time, Timer};
 use crate::logs::{AppLog, Logs};
@@ -36,7 +37,12 @@ use crate::process::reaper::Exit;
 const LOG_DRAIN: Duration = Duration::from_secs(2);
 
 /// Run supd until it shuts down; returns the process exit code.
-pub fn run(config: Config, listener: UnixListener, socket: PathBuf) -> i32 {
+pub fn run(
+    config: Config,
+    profile: Option<String>,
+    listener: UnixListener,
+    socket: PathBuf,
+) -> i32 {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -49,7 +55,7 @@ pub fn run(config: Config, listener: UnixListener, socket: PathBuf) -> i32 {
     };
     let path = socket.clone();
     let code = rt.block_on(async move {
-        match Runtime::new(config, listener, path) {
+        match Runtime::new(config, profile, listener, path) {
             Ok(runtime) => runtime.run().await,
             Err(e) => {
                 tracing::error!("{e}");
@@ -124,13 +130,22 @@ struct Runtime {
     notify_tag: u64,
     /// supd's own `NOTIFY_SOCKET` (systemd `Type=notify`), told READY=1 and STOPPING=1.
     manager: Option<String>,
-    /// The `listen` sockets of each app that has some, bound once, by app position.
+    /// The `listen` sockets of each app that has some, by app position.
     listeners: HashMap<usize, Vec<OwnedFd>>,
+    /// The profile supd was started with: `apply` reads the file with it again.
+    profile: Option<String>,
+    /// What `instances = "max"` resolves to.
+    cpus: u32,
     exit: Option<i32>,
 }
 
 impl Runtime {
-    fn new(config: Config, listener: UnixListener, socket: PathBuf) -> Result<Runtime, String> {
+    fn new(
+        config: Config,
+        profile: Option<String>,
+        listener: UnixListener,
+        socket: PathBuf,
+    ) -> Result<Runtime, String> {
         let pid1 = nix::unistd::getpid().as_raw() == 1;
         let logs = Logs::start(AppLog::all(&config), pid1).map_err(|e| {
             format!(
@@ -203,6 +218,8 @@ impl Runtime {
                 .ok()
                 .filter(|s| !s.is_empty()),
             listeners,
+            profile,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             exit: None,
         })
     }
@@ -260,7 +277,8 @@ impl Runtime {
                     self.logs.reopen();
                 }
                 _ = hup.recv() => {
-                    tracing::warn!("SIGHUP: re-reading the config is not supported yet; nothing changed");
+                    tracing::info!("SIGHUP: applying {}", self.state.info.config);
+                    self.apply_file(apply::Ask::Apply, None, None);
                 }
                 Some(event) = self.sampled.recv() => self.dispatch(event),
                 Some(inner) = self.inner.recv() => match inner {
@@ -272,6 +290,16 @@ impl Runtime {
                     let req = self.next_req;
                     self.next_req += 1;
                     let responder = Responder { reply: request.reply, stream: request.stream };
+                    let ask = match &request.cmd {
+                        Command::Diff { config } => Some((apply::Ask::Diff, config.clone().map(PathBuf::from))),
+                        Command::Apply { dry_run: true } => Some((apply::Ask::DryRun, None)),
+                        Command::Apply { dry_run: false } => Some((apply::Ask::Apply, None)),
+                        _ => None,
+                    };
+                    if let Some((ask, file)) = ask {
+                        self.apply_file(ask, file, Some(responder));
+                        continue;
+                    }
                     match wire::order(request.cmd) {
                         Ok(order) => {
                             self.replies.insert(req, responder);

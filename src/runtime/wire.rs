@@ -61,6 +61,13 @@ pub(super) fn order(command: Command) -> Result<Order, ErrorBody> {
         Command::Flush { app } => Order::Flush { target: app },
         Command::Reopen => Order::Reopen,
         Command::Health => Order::Health,
+        // The runtime reads the file and plans before the core sees an order.
+        Command::Diff { .. } | Command::Apply { .. } => {
+            return Err(ErrorBody {
+                kind: ErrorKind::BadRequest,
+                message: format!("`{}` is not an order for the core", command.name()),
+            })
+        }
     })
 }
 
@@ -73,6 +80,7 @@ pub(super) fn refusal(refusal: Refusal) -> ErrorBody {
             RefusalKind::UnknownInstance => ErrorKind::UnknownInstance,
             RefusalKind::ShuttingDown => ErrorKind::ShuttingDown,
             RefusalKind::Failed => ErrorKind::Failed,
+            RefusalKind::BadConfig => ErrorKind::BadConfig,
         },
         message: refusal.message,
     }
@@ -99,6 +107,7 @@ pub(super) fn answer(answer: Answer) -> serde_json::Value {
             note: None,
         }),
         Answer::Health(view) => json(health(view)),
+        Answer::Applied(plan) => json(self::plan(&plan)),
         Answer::Stopped => json(proto::Stopped { stopped: true }),
     }
 }
@@ -155,6 +164,54 @@ fn instance(view: InstanceView) -> InstanceStatus {
             pid: o.pid,
             state: o.state,
         }),
+    }
+}
+
+/// A plan as the wire's diff document.
+pub(super) fn plan(plan: &crate::core::apply::Plan) -> proto::Plan {
+    use crate::config::diff::{Change, Needs};
+    use crate::core::apply::Step;
+    let key = |c: &Change| proto::KeyChange {
+        key: c.key.clone(),
+        old: c.old.clone(),
+        new: c.new.clone(),
+        needs: match c.needs {
+            Needs::Restart => "restart",
+            Needs::Scale => "scale",
+            Needs::Live => "live",
+        }
+        .to_string(),
+    };
+    let mut apps = Vec::new();
+    for app in &plan.apps {
+        let diff = plan.changes_of(&app.name);
+        let (change, outdated, roll, scale) = match app.step {
+            Step::Add { .. } => ("added", 0, 0, None),
+            Step::Remove { .. } => ("removed", 0, 0, None),
+            Step::Update {
+                scale,
+                roll,
+                outdated,
+            } => ("changed", outdated, roll, scale.map(|(a, b)| [a, b])),
+        };
+        apps.push(proto::AppPlan {
+            name: app.name.clone(),
+            change: change.to_string(),
+            keys: diff
+                .map(|d| d.changes.iter().map(key).collect())
+                .unwrap_or_default(),
+            outdated,
+            roll,
+            scale,
+        });
+    }
+    proto::Plan {
+        config: plan.config.path.display().to_string(),
+        changed: !plan.is_empty(),
+        apps,
+        supervisor: plan.diff.supervisor.iter().map(key).collect(),
+        refused: plan.diff.refused.clone(),
+        steps: plan.steps(),
     }
 }
 

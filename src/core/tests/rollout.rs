@@ -267,7 +267,7 @@ fn a_cron_restart_rolls_surge_first_too() {
     let mut h = H::from_toml(&text);
     probe_done(&mut h, S0, Ready, true);
     probe_done(&mut h, slot(0, 1), Ready, true);
-    let fx = h.send(Event::Timer(Timer::Cron { app: 0 }));
+    let fx = h.send(Event::Timer(Timer::Cron { app: 0, epoch: 0 }));
     assert_eq!((spawned(&fx), signals(&fx).len()), (1, 0));
     assert_eq!(h.status_of(S0).last_reason, Some(Reason::Cron));
 }
