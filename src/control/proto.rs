@@ -852,6 +852,10 @@ mod tests {
             Command::Flush { app: None },
             Command::Reopen,
             Command::Health,
+            Command::Diff {
+                config: Some("/etc/sup/next.toml".into()),
+            },
+            Command::Apply { dry_run: true },
         ];
         let names: Vec<&str> = all.iter().map(Command::name).collect();
         assert_eq!(names, COMMANDS);
@@ -1114,7 +1118,7 @@ mod tests {
             (
                 11,
                 ErrorKind::UnknownCommand,
-                "unknown command \"frobnicate\"; this daemon knows: status, start, stop, restart, reload, scale, signal, shutdown, logs, flush, reopen, health"
+                "unknown command \"frobnicate\"; this daemon knows: status, start, stop, restart, reload, scale, signal, shutdown, logs, flush, reopen, health, diff, apply"
                     .to_owned()
             )
         );
