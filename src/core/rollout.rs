@@ -130,10 +130,12 @@ impl Cx<'_> {
     /// [`OldProcess`] and is stopped once the new one is ready (see `became_ready`).
     fn surge(&mut self, slot: Slot, pid: i32, gen: Gen, since: Time, reason: Reason) {
         let inst = self.inst(slot);
+        let epoch = inst.epoch;
         inst.old.push(OldProcess {
             pid,
             gen,
             since,
+            epoch,
             stopping: None,
         });
         inst.phase = Phase::Stopped;
@@ -227,6 +229,7 @@ impl Cx<'_> {
         match inst.old.iter().position(|o| o.stopping.is_none()) {
             Some(at) => {
                 let old = inst.old.remove(at);
+                inst.epoch = old.epoch;
                 inst.phase = Phase::Online {
                     pid: old.pid,
                     gen: old.gen,

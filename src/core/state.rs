@@ -224,6 +224,8 @@ pub struct OldProcess {
     pub gen: Gen,
     /// When it was spawned.
     pub since: Time,
+    /// The app's epoch when it was spawned.
+    pub epoch: u64,
     /// `None` while it still serves; set once it was told to stop.
     pub stopping: Option<OldStop>,
 }

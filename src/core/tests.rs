@@ -276,7 +276,9 @@ fn spawned(fx: &[Effect]) -> usize {
 
 const S0: Slot = Slot { app: 0, index: 0 };
 
+mod apply;
 mod rollout;
+use rollout::settle;
 
 #[test]
 fn boot_starts_autostart_apps_only() {

@@ -290,7 +290,7 @@ fn an_app_without_a_ready_check_swaps_at_once() {
 
 /// Play every process along: starting ones get ready, stopping and old stopping ones
 /// exit, until nothing is in transition.
-fn settle(h: &mut H) {
+pub(super) fn settle(h: &mut H) {
     for _ in 0..100 {
         let mut acted = false;
         for s in h.state.all_slots().collect::<Vec<_>>() {
