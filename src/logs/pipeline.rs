@@ -6,7 +6,7 @@
 //! budget. Never frames, formats or writes a record (the writer thread does, see
 //! [`super::writer`]) and never touches supervisor state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::future::Future;
 use std::io;
@@ -24,13 +24,13 @@ use crate::config::{Config, LogSettings, LogTarget};
 
 use super::follow::Followers;
 use super::format::Format;
-use super::output::AppSpec;
+use super::output::{AppOut, AppSpec, Counters};
 use super::reader;
 use super::record::{Filter, Record};
 use super::rotate::Policy;
 use super::stream::StreamMeta;
 use super::watch::LineWatch;
-use super::writer::{Msg, Shared, Writer};
+use super::writer::{Configure, Msg, Shared, Writer};
 
 /// Chunks of one app that may be read and not yet written (the app's in-flight budget;
 /// see the memory bound in [the pipeline's overview](super)).
@@ -69,9 +69,12 @@ impl AppLog {
 /// What [`Logs`] keeps of an app.
 #[derive(Debug)]
 struct AppEntry {
+    /// Its settings, to tell what a new configuration changes.
+    log: AppLog,
     /// Its current files (none when it writes to stdout only).
     paths: Vec<PathBuf>,
     budget: Arc<Semaphore>,
+    counters: Counters,
 }
 
 /// The running log pipeline: one writer thread and a reader task per attached pipe.
@@ -87,9 +90,17 @@ pub struct Logs {
     next_id: AtomicU64,
     shared: Arc<Shared>,
     apps: HashMap<String, AppEntry>,
-    /// The budget of pipes of apps the pipeline was not started with.
+    /// The budget of pipes of apps the pipeline does not know.
     unknown_budget: Arc<Semaphore>,
+    /// supd runs as PID 1 (stdout is the default target).
+    pid1: bool,
+    /// What the stdout target writes to, once an app needs it.
+    stdout: Option<Arc<File>>,
 }
+
+/// The outputs of the new and changed apps of a configuration, open, with what [`Logs`]
+/// keeps of them.
+type Opened = (Vec<AppOut>, Vec<AppEntry>);
 
 impl Logs {
     /// Opens every app's log files and starts the writer thread.
@@ -98,7 +109,8 @@ impl Logs {
     /// Missing directories are created (mode 0750, before umask); files are opened
     /// `O_APPEND | O_CREAT | O_CLOEXEC` with mode 0640. Rotated files left by an earlier
     /// run are tidied (interrupted compressions finished, files past `log_retain`
-    /// deleted). Fails on the first file that cannot be opened, naming it.
+    /// deleted). Fails on the first file that cannot be opened, naming it. When a name
+    /// repeats, the first app wins.
     pub fn start(apps: Vec<AppLog>, pid1: bool) -> io::Result<Logs> {
         Logs::start_with(apps, pid1, None)
     }
@@ -110,42 +122,10 @@ impl Logs {
         pid1: bool,
         stdout: Option<File>,
     ) -> io::Result<Logs> {
-        let mut specs = Vec::with_capacity(apps.len());
-        let mut entries = HashMap::with_capacity(apps.len());
-        for app in apps {
-            let target = app.settings.target_for(pid1);
-            let files = match target {
-                LogTarget::Stdout => Vec::new(),
-                LogTarget::File | LogTarget::Both => app.settings.paths(&app.name, &app.dir),
-            };
-            specs.push(AppSpec {
-                name: app.name.clone(),
-                format: Format::of(&app.settings),
-                max_line: app.settings.max_line,
-                policy: Policy::of(&app.settings),
-                retain: app.settings.retain,
-                compress: app.settings.compress,
-                files: files.clone(),
-                stdout: target != LogTarget::File,
-            });
-            entries.entry(app.name).or_insert_with(|| AppEntry {
-                paths: files,
-                budget: Arc::new(Semaphore::new(APP_BUDGET)),
-            });
-        }
-        let stdout = match stdout {
-            Some(file) => Some(Arc::new(file)),
-            // A duplicate, so the writer owns what it writes to (CLOEXEC, like every fd).
-            None if specs.iter().any(|s| s.stdout) => {
-                let fd = io::stdout()
-                    .as_fd()
-                    .try_clone_to_owned()
-                    .map_err(|e| io::Error::new(e.kind(), format!("stdout: {e}")))?;
-                Some(Arc::new(File::from(fd)))
-            }
-            None => None,
-        };
-        let (writer, shared) = Writer::new(specs, stdout)?;
+        let mut stdout = stdout.map(Arc::new);
+        let apps = distinct(apps);
+        let (outs, entries) = open_all(apps, pid1, &HashMap::new(), &mut stdout)?;
+        let (writer, shared) = Writer::new(outs);
         let (tx, rx) = mpsc::unbounded_channel();
         let (done_tx, done) = oneshot::channel();
         let thread = std::thread::Builder::new()
@@ -163,16 +143,76 @@ impl Logs {
             readers: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
             shared,
-            apps: entries,
+            apps: entries
+                .into_iter()
+                .map(|e| (e.log.name.clone(), e))
+                .collect(),
             unknown_budget: Arc::new(Semaphore::new(APP_BUDGET)),
+            pid1,
+            stdout,
         })
+    }
+
+    /// Make the pipeline's apps those of `apps` (the full new set), without restarting
+    /// anything and without losing, cutting or repeating a line.
+    ///
+    /// - A new app's outputs are opened as by [`Logs::start`] (its rotated files are
+    ///   tidied by the writer thread); pipes attached for it afterwards are written there,
+    ///   and so is what pipes of that name, attached while it was unknown, read from now
+    ///   on.
+    /// - A changed app (any of its [`AppLog`] differs): its new outputs are opened, and the
+    ///   writer switches to them between two writes: records read before go whole to the
+    ///   old outputs, the rest to the new ones (a line half read then goes whole to the new
+    ///   one); its pipes already attached keep flowing, framed and formatted as the new
+    ///   settings say. Its [`Logs::lines`] and [`Logs::dropped`] go on counting.
+    /// - An app whose [`AppLog`] is the same is untouched (its files are not reopened).
+    /// - An app no longer in `apps` is unknown from now on to [`Logs::lines`],
+    ///   [`Logs::paths`], [`Logs::flush`] and to pipes attached later, but the pipes
+    ///   attached for it so far keep writing to its outputs, which are closed once the
+    ///   last of them reached end of file.
+    ///
+    /// Files are opened here, on the caller's thread, before anything changes: if one
+    /// cannot be opened, the error names it and the pipeline stays as it was (a file or
+    /// directory already created for another new output stays, empty). When a name
+    /// repeats, the first app wins.
+    pub fn configure(&mut self, apps: Vec<AppLog>) -> io::Result<()> {
+        let apps = distinct(apps);
+        let mut removed: Vec<Arc<str>> = Vec::new();
+        for name in self.apps.keys() {
+            if !apps.iter().any(|a| a.name == *name) {
+                removed.push(Arc::from(name.as_str()));
+            }
+        }
+        let changed: Vec<AppLog> = apps
+            .into_iter()
+            .filter(|a| self.apps.get(&a.name).map_or(true, |e| e.log != *a))
+            .collect();
+        if changed.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let mut stdout = self.stdout.clone();
+        let (outs, entries) = open_all(changed, self.pid1, &self.apps, &mut stdout)?;
+        self.tx
+            .send(Msg::Configure(Configure {
+                apps: outs,
+                removed: removed.clone(),
+            }))
+            .map_err(|_| writer_gone())?;
+        self.stdout = stdout;
+        for name in &removed {
+            self.apps.remove(&**name);
+        }
+        for entry in entries {
+            self.apps.insert(entry.log.name.clone(), entry);
+        }
+        Ok(())
     }
 
     /// Starts reading `pipe` (the read end of a child's stdout or stderr pipe, blocking or
     /// not: it is made non-blocking here) in a task on the current tokio runtime.
     ///
-    /// Must be called inside a tokio runtime with I/O enabled; fails otherwise, or if
-    /// `pipe` is not the read end of a pipe.
+    /// Must be called inside a tokio runtime with I/O enabled; fails otherwise, if `pipe`
+    /// is not the read end of a pipe, or after the writer stopped.
     pub fn attach(&self, meta: StreamMeta, pipe: OwnedFd) -> io::Result<()> {
         let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
         let _guard = runtime.enter();
@@ -182,6 +222,13 @@ impl Logs {
             Some(app) => Arc::clone(&app.budget),
             None => Arc::clone(&self.unknown_budget),
         };
+        // Sent here, not by the task, so it is queued before a later configure.
+        self.tx
+            .send(Msg::Open {
+                id,
+                meta: meta.clone(),
+            })
+            .map_err(|_| writer_gone())?;
         let task = runtime.spawn(reader::read_pipe(
             id,
             meta,
@@ -198,16 +245,15 @@ impl Logs {
         Ok(())
     }
 
-    /// Lines of `app` lost to write errors since start (0 for an app the pipeline does
-    /// not know).
+    /// Lines of `app` lost to write errors since start, or since it was added by
+    /// [`Logs::configure`] (0 for an app the pipeline does not know).
     pub fn dropped(&self, app: &str) -> u64 {
-        self.shared
-            .dropped
+        self.apps
             .get(app)
-            .map_or(0, |n| n.load(Ordering::Relaxed))
+            .map_or(0, |a| a.counters.dropped.load(Ordering::Relaxed))
     }
 
-    /// Lines discarded because their app was not among those the pipeline started with.
+    /// Lines discarded because the pipeline did not know their app.
     pub fn dropped_unknown(&self) -> u64 {
         self.shared.unknown.load(Ordering::Relaxed)
     }
@@ -241,13 +287,12 @@ impl Logs {
         let _ = self.tx.send(Msg::Watch { pid, watch });
     }
 
-    /// Lines taken from `app`'s pipes since supd started (0 for an app the pipeline does
-    /// not know).
+    /// Lines taken from `app`'s pipes since supd started, or since it was added by
+    /// [`Logs::configure`] (0 for an app the pipeline does not know).
     pub fn lines(&self, app: &str) -> u64 {
-        self.shared
-            .lines
+        self.apps
             .get(app)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+            .map_or(0, |a| a.counters.lines.load(Ordering::Relaxed))
     }
 
     /// `pm2 flush`: empties the current files of `app` (every app if `None`) and deletes
@@ -335,6 +380,69 @@ impl Logs {
 
 fn writer_gone() -> io::Error {
     io::Error::other("the log writer has stopped")
+}
+
+/// `apps` without the later ones of a repeated name.
+fn distinct(mut apps: Vec<AppLog>) -> Vec<AppLog> {
+    let mut seen = HashSet::with_capacity(apps.len());
+    apps.retain(|app| {
+        let first = seen.insert(app.name.clone());
+        if !first {
+            tracing::warn!(app = %app.name, "app listed twice for logs; its first settings are used");
+        }
+        first
+    });
+    apps
+}
+
+/// Opens the outputs of `apps`, all or none. An app in `known` keeps its budget and
+/// counters. `stdout` is opened (a duplicate of fd 1) if an app writes there and it is
+/// not open yet.
+fn open_all(
+    apps: Vec<AppLog>,
+    pid1: bool,
+    known: &HashMap<String, AppEntry>,
+    stdout: &mut Option<Arc<File>>,
+) -> io::Result<Opened> {
+    let mut outs = Vec::with_capacity(apps.len());
+    let mut entries = Vec::with_capacity(apps.len());
+    for app in apps {
+        let target = app.settings.target_for(pid1);
+        let files = match target {
+            LogTarget::Stdout => Vec::new(),
+            LogTarget::File | LogTarget::Both => app.settings.paths(&app.name, &app.dir),
+        };
+        let spec = AppSpec {
+            name: app.name.clone(),
+            format: Format::of(&app.settings),
+            max_line: app.settings.max_line,
+            policy: Policy::of(&app.settings),
+            retain: app.settings.retain,
+            compress: app.settings.compress,
+            files: files.clone(),
+            stdout: target != LogTarget::File,
+        };
+        if spec.stdout && stdout.is_none() {
+            // A duplicate, so the writer owns what it writes to (CLOEXEC, like every fd).
+            let fd = io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| io::Error::new(e.kind(), format!("stdout: {e}")))?;
+            *stdout = Some(Arc::new(File::from(fd)));
+        }
+        let (budget, counters) = match known.get(&app.name) {
+            Some(e) => (Arc::clone(&e.budget), e.counters.clone()),
+            None => (Arc::new(Semaphore::new(APP_BUDGET)), Counters::default()),
+        };
+        outs.push(AppOut::open(spec, stdout.as_ref(), &counters)?);
+        entries.push(AppEntry {
+            log: app,
+            paths: files,
+            budget,
+            counters,
+        });
+    }
+    Ok((outs, entries))
 }
 
 #[cfg(test)]
@@ -497,6 +605,10 @@ mod tests {
         )
         .unwrap();
         let shared = Arc::clone(&logs.shared);
+        let (full, ok) = (
+            logs.apps["full"].counters.clone(),
+            logs.apps["ok"].counters.clone(),
+        );
         runtime().block_on(async {
             let (r, mut w) = pipe2(OFlag::O_CLOEXEC)
                 .map(|(r, w)| (r, File::from(w)))
@@ -532,8 +644,8 @@ mod tests {
         let text = std::fs::read_to_string(&ok_path).unwrap();
         let rests: Vec<&str> = text.lines().map(after_timestamp).collect();
         assert_eq!(rests, ["ok:0 err | kept 1", "ok:0 err | kept 2"]);
-        assert_eq!(shared.dropped["full"].load(Ordering::Relaxed), 10);
-        assert_eq!(shared.dropped["ok"].load(Ordering::Relaxed), 0);
+        assert_eq!(full.dropped.load(Ordering::Relaxed), 10);
+        assert_eq!(ok.dropped.load(Ordering::Relaxed), 0);
         assert_eq!(shared.unknown.load(Ordering::Relaxed), 2);
     }
 
