@@ -1102,6 +1102,256 @@ mod tests {
         assert!(records.iter().all(|r| r.pid == Some(4242)));
     }
 
+    // --- configure: apps added, changed, kept and removed while pipes flow. ---
+
+    /// How many of this process's fds are open on `path`.
+    fn fds_on(path: &Path) -> usize {
+        let Ok(path) = path.canonicalize() else {
+            return 0;
+        };
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| *target == path)
+            .count()
+    }
+
+    #[test]
+    fn an_app_added_later_gets_its_file_and_lines_and_a_kept_app_is_not_reopened() {
+        let tmp = TempDir::new("cfg-add");
+        let (a, b) = (tmp.0.join("a.log"), tmp.0.join("sub/b.log"));
+        let moved = tmp.0.join("a.log.moved");
+        let mut logs = Logs::start(files(&[("a", a.clone())]), false).unwrap();
+        runtime().block_on(async {
+            let mut wa = pipe_for(&logs, "a", Stream::Out);
+            // Attached while `b` is unknown: discarded until `b` is configured.
+            let mut early = pipe_for(&logs, "b", Stream::Err);
+            writeln!(early, "unknown yet").unwrap();
+            wait_until("the unknown line counted", || logs.dropped_unknown() == 1).await;
+            writeln!(wa, "before").unwrap();
+            wait_until("before written", || file_msgs(&a) == ["before"]).await;
+            assert!(logs.paths("b").is_empty());
+            assert_eq!(
+                logs.flush(Some("b")).await.unwrap_err().kind(),
+                io::ErrorKind::NotFound
+            );
+
+            // `a` kept as it was: its file is not reopened, so after a rename its lines
+            // still go to the renamed file.
+            std::fs::rename(&a, &moved).unwrap();
+            logs.configure(files(&[("a", a.clone()), ("b", b.clone())]))
+                .unwrap();
+            assert_eq!(logs.paths("b"), std::slice::from_ref(&b));
+            assert!(b.exists(), "opened by configure");
+            let mut follow_b = logs.follow(Filter {
+                app: Some("b".into()),
+                ..Filter::default()
+            });
+            let mut wb = pipe_for(&logs, "b", Stream::Out);
+            writeln!(wb, "b one").unwrap();
+            writeln!(early, "adopted").unwrap();
+            writeln!(wa, "after").unwrap();
+            let r = follow_b.recv().await.unwrap();
+            assert_eq!((r.app.as_str(), r.msg.as_slice()), ("b", &b"b one"[..]));
+            wait_until("b's lines written", || file_msgs(&b).len() == 2).await;
+            wait_until("a's line written", || file_msgs(&moved).len() == 2).await;
+            assert_eq!(file_msgs(&moved), ["before", "after"]);
+            assert!(!a.exists(), "a kept app's file is not reopened");
+            let mut got = file_msgs(&b);
+            got.sort();
+            assert_eq!(got, ["adopted", "b one"]);
+            assert_eq!(logs.lines("b"), 2);
+            assert_eq!(logs.lines("a"), 2);
+            assert_eq!(logs.dropped("b"), 0);
+            assert_eq!(logs.dropped_unknown(), 1);
+
+            logs.flush(Some("b")).await.unwrap();
+            assert_eq!(std::fs::metadata(&b).unwrap().len(), 0);
+            assert_eq!(file_msgs(&moved).len(), 2, "only b is flushed");
+            writeln!(wb, "b two").unwrap();
+            drop((wa, wb, early));
+            logs.finish(Duration::from_secs(10)).await;
+        });
+        assert_eq!(file_msgs(&b), ["b two"]);
+    }
+
+    /// A child floods numbered lines of varying length in small writes (chunks end
+    /// mid-line) while its app's `log_file` changes: every number is in exactly one of
+    /// the two files, once, whole, in order.
+    #[test]
+    fn changing_the_file_mid_stream_writes_every_line_once_and_whole() {
+        const LINES: usize = 200_000;
+        let tmp = TempDir::new("cfg-move");
+        let (old, new) = (tmp.0.join("old.log"), tmp.0.join("new.log"));
+        let mut logs = Logs::start(files(&[("a", old.clone())]), false).unwrap();
+        let (go_tx, go) = std::sync::mpsc::channel::<()>();
+        runtime().block_on(async {
+            let w = pipe_for(&logs, "a", Stream::Out);
+            let child = std::thread::spawn(move || {
+                let mut out = io::BufWriter::with_capacity(1000, w);
+                for i in 0..LINES {
+                    if i == LINES / 2 {
+                        // The second half only once the switch was asked for.
+                        go.recv().unwrap();
+                    }
+                    writeln!(out, "{i:07} {}", "y".repeat(i % 37)).unwrap();
+                }
+            });
+            wait_until("a quarter written", || logs.lines("a") >= LINES as u64 / 4).await;
+            logs.configure(files(&[("a", new.clone())])).unwrap();
+            assert_eq!(logs.paths("a"), std::slice::from_ref(&new));
+            go_tx.send(()).unwrap();
+            logs.finish(Duration::from_secs(60)).await;
+            child.join().unwrap();
+        });
+        let (before, after) = (file_msgs(&old), file_msgs(&new));
+        assert!(before.len() >= LINES / 4, "{} lines before", before.len());
+        assert!(after.len() >= LINES / 2, "{} lines after", after.len());
+        for (i, msg) in before.iter().chain(&after).enumerate() {
+            assert_eq!(*msg, format!("{i:07} {}", "y".repeat(i % 37)), "line {i}");
+        }
+        assert_eq!(before.len() + after.len(), LINES);
+    }
+
+    #[test]
+    fn a_new_format_and_max_line_apply_to_the_lines_framed_after_the_switch() {
+        let tmp = TempDir::new("cfg-format");
+        let (old, new) = (tmp.0.join("a.log"), tmp.0.join("a.json"));
+        let stdout_path = tmp.0.join("stdout");
+        let stdout = File::create(&stdout_path).unwrap();
+        let mut logs = Logs::start_with(files(&[("a", old.clone())]), false, Some(stdout)).unwrap();
+        let long = "L".repeat(3000);
+        runtime().block_on(async {
+            let mut w = pipe_for(&logs, "a", Stream::Out);
+            // One write, so one chunk: "hal" is held by the framer at the switch.
+            write!(w, "whole\nhal").unwrap();
+            wait_until("the first line written", || logs.lines("a") == 1).await;
+            let json = app_with("a", &new, |s| {
+                s.format = LogFormat::Json;
+                s.max_line = 1024;
+                s.target = Some(crate::config::LogTarget::Both);
+            });
+            logs.configure(vec![json]).unwrap();
+            write!(w, "f\n{long}\nlast").unwrap();
+            drop(w);
+            logs.finish(Duration::from_secs(10)).await;
+        });
+        let text = std::fs::read_to_string(&old).unwrap();
+        assert_eq!(
+            text.lines().map(after_timestamp).collect::<Vec<_>>(),
+            ["a:0 out | whole"]
+        );
+        let json = std::fs::read_to_string(&new).unwrap();
+        assert!(json.lines().all(|l| l.starts_with("{\"ts\":")), "{json}");
+        let records: Vec<Record> = json
+            .lines()
+            .map(|l| parse_line(l.as_bytes()).unwrap())
+            .collect();
+        let msgs: Vec<&[u8]> = records.iter().map(|r| r.msg.as_slice()).collect();
+        assert_eq!(msgs[0], b"half", "the line half read at the switch, whole");
+        assert_eq!(msgs[1..4].concat(), long.as_bytes());
+        assert_eq!(
+            records[1..4].iter().map(|r| r.cont).collect::<Vec<_>>(),
+            [false, true, true],
+            "split at the new log_max_line"
+        );
+        assert_eq!(msgs[4], b"last");
+        assert_eq!(records.len(), 5);
+        assert_eq!(
+            std::fs::read_to_string(&stdout_path).unwrap(),
+            json,
+            "stdout became a target too"
+        );
+    }
+
+    #[test]
+    fn a_removed_app_keeps_writing_until_its_pipes_end_then_its_file_closes() {
+        let tmp = TempDir::new("cfg-remove");
+        let (a, gone) = (tmp.0.join("a.log"), tmp.0.join("gone.log"));
+        let mut logs =
+            Logs::start(files(&[("a", a.clone()), ("gone", gone.clone())]), false).unwrap();
+        runtime().block_on(async {
+            let mut w = pipe_for(&logs, "gone", Stream::Out);
+            let mut e = pipe_for(&logs, "gone", Stream::Err);
+            writeln!(w, "one").unwrap();
+            logs.configure(files(&[("a", a.clone())])).unwrap();
+            assert!(logs.paths("gone").is_empty());
+            assert_eq!(logs.lines("gone"), 0);
+            assert_eq!(
+                logs.flush(Some("gone")).await.unwrap_err().kind(),
+                io::ErrorKind::NotFound
+            );
+            // Being stopped, its processes write their last lines.
+            for i in 0..1000 {
+                writeln!(w, "out {i}").unwrap();
+            }
+            write!(e, "last words").unwrap();
+            // A pipe attached after the removal is not its app's.
+            let mut late = pipe_for(&logs, "gone", Stream::Out);
+            writeln!(late, "too late").unwrap();
+            drop((w, late));
+            wait_until("the late line discarded", || logs.dropped_unknown() == 1).await;
+            wait_until("the first pipe's lines written", || {
+                file_msgs(&gone).len() == 1001
+            })
+            .await;
+            assert_eq!(fds_on(&gone), 1, "open while a pipe is attached");
+            drop(e);
+            wait_until("gone.log closed", || fds_on(&gone) == 0).await;
+            assert_eq!(fds_on(&a), 1);
+            logs.finish(Duration::from_secs(10)).await;
+        });
+        let msgs = file_msgs(&gone);
+        let mut want = vec!["one".to_string()];
+        want.extend((0..1000).map(|i| format!("out {i}")));
+        want.push("last words".into());
+        assert_eq!(msgs, want);
+    }
+
+    #[test]
+    fn an_app_removed_and_added_back_while_draining_loses_nothing() {
+        let tmp = TempDir::new("cfg-back");
+        let path = tmp.0.join("a.log");
+        let mut logs = Logs::start(files(&[("a", path.clone())]), false).unwrap();
+        runtime().block_on(async {
+            let mut w = pipe_for(&logs, "a", Stream::Out);
+            writeln!(w, "1").unwrap();
+            logs.configure(Vec::new()).unwrap();
+            writeln!(w, "2").unwrap();
+            logs.configure(files(&[("a", path.clone())])).unwrap();
+            writeln!(w, "3").unwrap();
+            wait_until("three lines", || file_msgs(&path).len() == 3).await;
+            assert_eq!(fds_on(&path), 1, "one slot, the old outputs closed");
+            drop(w);
+            logs.finish(Duration::from_secs(10)).await;
+        });
+        assert_eq!(file_msgs(&path), ["1", "2", "3"]);
+    }
+
+    #[test]
+    fn a_configure_that_cannot_open_a_file_changes_nothing() {
+        let tmp = TempDir::new("cfg-bad");
+        let (a, b) = (tmp.0.join("a.log"), tmp.0.join("b.log"));
+        std::fs::write(tmp.0.join("file"), b"").unwrap();
+        let bad = tmp.0.join("file/sub/a.log");
+        let mut logs = Logs::start(files(&[("a", a.clone())]), false).unwrap();
+        runtime().block_on(async {
+            let mut w = pipe_for(&logs, "a", Stream::Out);
+            writeln!(w, "before").unwrap();
+            let err = logs
+                .configure(files(&[("b", b.clone()), ("a", bad.clone())]))
+                .unwrap_err();
+            assert!(err.to_string().contains(&*bad.to_string_lossy()), "{err}");
+            assert_eq!(logs.paths("a"), std::slice::from_ref(&a));
+            assert!(logs.paths("b").is_empty(), "b was not added");
+            writeln!(w, "after").unwrap();
+            drop(w);
+            logs.finish(Duration::from_secs(10)).await;
+        });
+        assert_eq!(file_msgs(&a), ["before", "after"]);
+        assert_eq!(file_msgs(&b), Vec::<String>::new());
+    }
+
     trait ConcatMsgs {
         fn concat_msgs(&self) -> Vec<u8>;
     }
