@@ -12,6 +12,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -227,6 +228,22 @@ impl FileOut {
         self.sink.torn = false;
     }
 
+    /// Makes the file, opened on another thread a moment ago, right for the writer that
+    /// takes it over: reopened by name if it was renamed meanwhile (rotated by the outputs
+    /// it replaces), its size and age read again (they may have written to it).
+    fn settle(&mut self) {
+        let open = self.sink.out.as_ref().and_then(|f| f.metadata().ok());
+        let named = std::fs::metadata(&self.path).ok();
+        match (open, named) {
+            (Some(open), Some(named)) if (open.dev(), open.ino()) == (named.dev(), named.ino()) => {
+                if let Some(file) = self.sink.out.take() {
+                    self.load(file);
+                }
+            }
+            _ => self.reopen(),
+        }
+    }
+
     /// Opens the file if it is not open (it failed before, or was just rotated).
     fn ensure_open(&mut self) {
         if self.sink.out.is_some() {
@@ -306,7 +323,7 @@ impl AppOut {
     /// `counters.lines`. Fails on the first file that cannot be opened, naming it.
     ///
     /// Rotated files an earlier writer of the same names left are not tidied here (the
-    /// writer thread does it with [`AppOut::tidy`], which may queue compressions).
+    /// writer thread does it with [`AppOut::take_over`], which may queue compressions).
     pub fn open(
         spec: AppSpec,
         stdout: Option<&Arc<File>>,
@@ -361,13 +378,16 @@ impl AppOut {
         })
     }
 
-    /// Finishes the rotation work an earlier writer of its files left (interrupted
-    /// compressions, rotated files past `log_retain`); failures are only logged.
-    pub fn tidy(&self, archive: &mut Archive) {
-        for f in &self.files {
+    /// On the writer thread, before its first write: finishes the rotation work an
+    /// earlier writer of its files left (interrupted compressions, rotated files past
+    /// `log_retain`; failures are only logged), and settles each file, which the outputs
+    /// it replaces may have written, rotated or emptied since it was opened.
+    pub fn take_over(&mut self, archive: &mut Archive) {
+        for f in &mut self.files {
             if let Err(e) = archive.recover(&f.path, self.retain, self.compress) {
                 tracing::warn!(file = %f.path.display(), error = %e, "cannot tidy the rotated logs");
             }
+            f.settle();
         }
     }
 }

@@ -297,8 +297,8 @@ impl Writer {
 
     /// Gives `app` a slot: its own if it is configured or retiring (whose outputs it
     /// replaces), else a free one. Returns the slot.
-    fn install(&mut self, app: AppOut) -> usize {
-        app.tidy(&mut self.archive);
+    fn install(&mut self, mut app: AppOut) -> usize {
+        app.take_over(&mut self.archive);
         let name = Arc::clone(&app.name);
         let own = self.by_app.get(&name).copied().or_else(|| {
             self.apps
@@ -820,6 +820,43 @@ mod tests {
         assert!(!rotate::rotated_name(&path, 1, false).exists());
         end(w);
         assert_eq!(msgs(&path), ["partial"]);
+    }
+
+    /// The new outputs of a changed app are opened on another thread while the old
+    /// ones still write: when the old ones rotate the same file in between, the writer
+    /// reopens it by name at the switch, so records go to the current file.
+    #[test]
+    fn a_file_rotated_between_open_and_switch_is_reopened_by_name() {
+        let tmp = TempDir::new("w-switch");
+        let path = tmp.0.join("a.log");
+        let policy = Policy {
+            max_size: Some(200),
+            every: None,
+        };
+        let mut w = writer(vec![spec(vec![path.clone()], policy, 5)], None);
+        let lines = Counters::default();
+        let new = AppOut::open(spec(vec![path.clone()], policy, 3), None, &lines).unwrap();
+        // Five 50-byte records: the fifth rotates the file the new outputs hold.
+        let text: String = (0..5)
+            .map(|i| format!("{i:02}{}\n", "x".repeat(12)))
+            .collect();
+        w.process(&mut vec![open_msg(1, Stream::Out), chunk_at(1, DAY, &text)]);
+        w.process(&mut vec![
+            Msg::Configure(Configure {
+                apps: vec![new],
+                removed: Vec::new(),
+            }),
+            chunk_at(1, DAY, "after\n"),
+        ]);
+        end(w);
+        assert_eq!(msgs(&rotate::rotated_name(&path, 1, false)).len(), 4);
+        assert_eq!(msgs(&path).len(), 2, "{}", read(&path));
+        assert_eq!(msgs(&path)[1], "after");
+        assert_eq!(
+            lines.lines.load(Ordering::Relaxed),
+            1,
+            "counted by the new outputs"
+        );
     }
 
     #[test]
