@@ -1,9 +1,10 @@
 //! The running log pipeline, [`Logs`]: starts the writer thread, attaches a reader task
-//! to each child pipe, hands the control calls (reopen, flush, follow, line watches) to
-//! the writer in order with the chunks already read, and shuts it all down.
+//! to each child pipe, opens the outputs of a new configuration, hands the control calls
+//! (reopen, flush, follow, line watches, configure) to the writer in order with the
+//! chunks already read, and shuts it all down.
 //!
-//! Owns the channel to the writer thread, the reader tasks and each app's in-flight
-//! budget. Never frames, formats or writes a record (the writer thread does, see
+//! Owns the channel to the writer thread, the reader tasks, each app's settings,
+//! in-flight budget and counters. Never frames, formats or writes a record (the writer thread does, see
 //! [`super::writer`]) and never touches supervisor state.
 
 use std::collections::{HashMap, HashSet};

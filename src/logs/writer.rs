@@ -16,13 +16,13 @@
 //! Control messages (reopen, flush, follow, configure) take effect exactly between the
 //! records read before them and those read after.
 //!
-//! **A new configuration** ([`Msg::Configure`], from [`super::Logs::configure`]) arrives
-//! with the outputs of its new and changed apps already open. Between two writes, each
-//! changed app's outputs are replaced (the old ones closed) and its streams attached so
-//! far are pointed at the new ones, with the new format and `log_max_line` for what they
-//! frame from then on; a line half read is written whole, once, to the new output. An
-//! app no longer configured keeps its outputs until every stream attached to it so far
-//! has reached end of file (its processes are being stopped and may still write).
+//! **A new configuration** (from [`super::Logs::configure`]) arrives with the outputs of
+//! its new and changed apps already open. Between two writes, each changed app's outputs
+//! are replaced (the old ones closed) and its streams attached so far are pointed at the
+//! new ones, with the new format and `log_max_line` for what they frame from then on; a
+//! line half read is written whole, once, to the new output. An app no longer configured
+//! keeps its outputs until every stream attached to it so far has reached end of file
+//! (its processes are being stopped and may still write).
 
 use std::collections::HashMap;
 use std::io;
@@ -361,9 +361,10 @@ impl Writer {
             let Some(slot) = self.apps[i].as_mut() else {
                 continue;
             };
+            // `install` keeps an app in its own slot: only a stream of an app that was
+            // unknown moves.
             if st.app != Some(i) {
                 slot.streams += 1;
-                // `install` reuses the app's own slot, so only an unknown stream is moved.
                 st.app = Some(i);
             }
             st.framer.set_max_line(slot.out.max_line);
