@@ -140,11 +140,18 @@ impl Archive {
         first_error
     }
 
-    /// At start: finishes what an earlier supd left. Deletes interrupted compressions and
-    /// rotated files past `retain`; with `compress`, queues every plain rotated file (or
-    /// deletes it when its `.gz` exists: the rename to `.gz` happens only once the gzip is
-    /// complete and synced, so the pair means the delete was interrupted).
+    /// When a log file is opened (at start, or by a new configuration): finishes what an
+    /// earlier writer of it left. Deletes interrupted compressions and rotated files past
+    /// `retain`; with `compress`, queues every plain rotated file (or deletes it when its
+    /// `.gz` exists: the rename to `.gz` happens only once the gzip is complete and
+    /// synced, so the pair means the delete was interrupted).
+    ///
+    /// Under the lock of the renames: while supd runs, a compression of `base` may be
+    /// under way. If it loses its `.gz.tmp` here, its rename fails, the plain file stays
+    /// and the job queued here compresses it.
     pub fn recover(&mut self, base: &Path, retain: u32, compress: bool) -> io::Result<()> {
+        let lock = Arc::clone(&self.lock);
+        let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
         let mut first_error = Ok(());
         let files = scan(base)?;
         for (k, kind, path) in &files {

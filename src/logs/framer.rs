@@ -73,6 +73,12 @@ impl Framer {
         }
     }
 
+    /// Splits the lines finished from now on at `max_line` bytes (at least 4), the part
+    /// of a line already held included; a line already being split stays marked as one.
+    pub fn set_max_line(&mut self, max_line: usize) {
+        self.max_line = max_line.max(4);
+    }
+
     /// Consumes `chunk`, calling `emit(piece, mark)` for every complete line (or piece of
     /// an over-long line) it finishes, in order. Pieces never contain `\n`.
     pub fn push<F: FnMut(&[u8], Mark)>(&mut self, chunk: &[u8], mut emit: F) {

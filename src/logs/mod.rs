@@ -9,14 +9,15 @@
 //! ```text
 //!  child pipe ─► reader task (event loop) ──(id, time, ≤64 KiB chunk, budget permit)──┐
 //!                                                                                     ▼
-//!  control calls (reopen, flush, follow) ─────────────────────────────────► one channel
+//!  control calls (reopen, flush, follow, configure) ──────────────────────► one channel
 //!                                                                                     │
 //!  writer thread: framer ─► format ─► rotate? ─► write per file/stdout ◄──────────────┘
 //!                                        │                   └─► followers (bounded, skip)
 //!                                        └─► compressor thread (gzip, off the write path)
 //! ```
 //! - [`pipeline`]: [`Logs`], the handle of the running pipeline: starts the writer thread,
-//!   attaches the readers, passes control calls on, shuts down.
+//!   attaches the readers, opens the outputs of a new configuration, passes control calls
+//!   on, shuts down.
 //! - [`reader`]: one tokio task per pipe; reads and stamps chunks, nothing more, so the
 //!   event loop stays light.
 //! - [`framer`] (pure): bytes → lines; `\r\n`, over-long lines, invalid UTF-8.
@@ -43,6 +44,11 @@
 //! `<stem>.err.<ext>`. Files are opened `O_APPEND`, never truncated at start, so logs
 //! survive crashes and restarts. `log_target` sends the same records to supd's stdout
 //! instead (`stdout`) or as well (`both`); its default is stdout when supd is PID 1.
+//!
+//! **A new configuration** ([`Logs::configure`], for `supctl apply` and SIGHUP) adds,
+//! changes and removes apps without restarting a process or losing a line: the writer
+//! switches an app to its new outputs between two writes, its running processes' pipes
+//! now flowing there; a removed app's outputs stay open until its pipes reach end of file.
 //!
 //! **Nothing is lost to speed** (DESIGN §2): each app has an in-flight budget of
 //! [`APP_BUDGET`] chunks. A reader takes one unit before each read and the writer gives

@@ -12,6 +12,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -227,6 +228,22 @@ impl FileOut {
         self.sink.torn = false;
     }
 
+    /// Makes the file, opened on another thread a moment ago, right for the writer that
+    /// takes it over: reopened by name if it was renamed meanwhile (rotated by the outputs
+    /// it replaces), its size and age read again (they may have written to it).
+    fn settle(&mut self) {
+        let open = self.sink.out.as_ref().and_then(|f| f.metadata().ok());
+        let named = std::fs::metadata(&self.path).ok();
+        match (open, named) {
+            (Some(open), Some(named)) if (open.dev(), open.ino()) == (named.dev(), named.ino()) => {
+                if let Some(file) = self.sink.out.take() {
+                    self.load(file);
+                }
+            }
+            _ => self.reopen(),
+        }
+    }
+
     /// Opens the file if it is not open (it failed before, or was just rotated).
     fn ensure_open(&mut self) {
         if self.sink.out.is_some() {
@@ -296,21 +313,24 @@ pub(crate) struct AppOut {
     /// None, one file for both streams, or `[stdout's, stderr's]`.
     pub files: Vec<FileOut>,
     pub stdout: Option<Sink<SharedOut>>,
-    /// Records framed so far (shared with [`Shared::lines`](super::writer::Shared::lines)).
+    /// Records framed so far (the app's [`Counters::lines`]).
     pub lines: Arc<AtomicU64>,
 }
 
 impl AppOut {
-    /// Opens the outputs of `spec` (its files, finishing the rotation work an earlier supd
-    /// left; supd's `stdout` if it writes there), counting their dropped lines in
-    /// `dropped`. Fails on the first file that cannot be opened, naming it.
+    /// Opens the outputs of `spec`: its files, and supd's `stdout` if it writes there.
+    /// Lines its outputs drop are counted in `counters.dropped`, records it frames in
+    /// `counters.lines`. Fails on the first file that cannot be opened, naming it.
+    ///
+    /// Rotated files an earlier writer of the same names left are not tidied here (the
+    /// writer thread does it with [`AppOut::take_over`], which may queue compressions).
     pub fn open(
-        name: Arc<str>,
         spec: AppSpec,
         stdout: Option<&Arc<File>>,
-        dropped: &Arc<AtomicU64>,
-        archive: &mut Archive,
+        counters: &Counters,
     ) -> io::Result<AppOut> {
+        let name: Arc<str> = Arc::from(spec.name.as_str());
+        let dropped = &counters.dropped;
         let split = spec.files.len() == 2;
         let mut files = Vec::with_capacity(spec.files.len());
         for (i, path) in spec.files.into_iter().enumerate() {
@@ -323,9 +343,6 @@ impl AppOut {
             let file = open_log(&path).map_err(|e| {
                 io::Error::new(e.kind(), format!("log file {}: {e}", path.display()))
             })?;
-            if let Err(e) = archive.recover(&path, spec.retain, spec.compress) {
-                tracing::warn!(file = %path.display(), error = %e, "cannot tidy the rotated logs");
-            }
             let mut out = FileOut {
                 sink: Sink::new(&name, spec.format, stream, dropped, what),
                 path,
@@ -341,7 +358,12 @@ impl AppOut {
                 sink.out = Some(SharedOut(Arc::clone(fd)));
                 Some(sink)
             }
-            _ => None,
+            (None, true) => {
+                return Err(io::Error::other(format!(
+                    "stdout: not open for the log of `{name}`"
+                )))
+            }
+            (_, false) => None,
         };
         Ok(AppOut {
             name,
@@ -352,9 +374,32 @@ impl AppOut {
             compress: spec.compress,
             files,
             stdout,
-            lines: Arc::new(AtomicU64::new(0)),
+            lines: Arc::clone(&counters.lines),
         })
     }
+
+    /// On the writer thread, before its first write: finishes the rotation work an
+    /// earlier writer of its files left (interrupted compressions, rotated files past
+    /// `log_retain`; failures are only logged), and settles each file, which the outputs
+    /// it replaces may have written, rotated or emptied since it was opened.
+    pub fn take_over(&mut self, archive: &mut Archive) {
+        for f in &mut self.files {
+            if let Err(e) = archive.recover(&f.path, self.retain, self.compress) {
+                tracing::warn!(file = %f.path.display(), error = %e, "cannot tidy the rotated logs");
+            }
+            f.settle();
+        }
+    }
+}
+
+/// The counters of one app, which outlive its outputs when they are replaced
+/// ([`super::Logs::configure`]).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Counters {
+    /// Records framed from the app's pipes.
+    pub lines: Arc<AtomicU64>,
+    /// Lines its outputs lost to I/O errors.
+    pub dropped: Arc<AtomicU64>,
 }
 
 #[cfg(test)]

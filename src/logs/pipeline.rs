@@ -1,12 +1,13 @@
 //! The running log pipeline, [`Logs`]: starts the writer thread, attaches a reader task
-//! to each child pipe, hands the control calls (reopen, flush, follow, line watches) to
-//! the writer in order with the chunks already read, and shuts it all down.
+//! to each child pipe, opens the outputs of a new configuration, hands the control calls
+//! (reopen, flush, follow, line watches, configure) to the writer in order with the
+//! chunks already read, and shuts it all down.
 //!
-//! Owns the channel to the writer thread, the reader tasks and each app's in-flight
-//! budget. Never frames, formats or writes a record (the writer thread does, see
+//! Owns the channel to the writer thread, the reader tasks, each app's settings,
+//! in-flight budget and counters. Never frames, formats or writes a record (the writer thread does, see
 //! [`super::writer`]) and never touches supervisor state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::future::Future;
 use std::io;
@@ -24,13 +25,13 @@ use crate::config::{Config, LogSettings, LogTarget};
 
 use super::follow::Followers;
 use super::format::Format;
-use super::output::AppSpec;
+use super::output::{AppOut, AppSpec, Counters};
 use super::reader;
 use super::record::{Filter, Record};
 use super::rotate::Policy;
 use super::stream::StreamMeta;
 use super::watch::LineWatch;
-use super::writer::{Msg, Shared, Writer};
+use super::writer::{Configure, Msg, Shared, Writer};
 
 /// Chunks of one app that may be read and not yet written (the app's in-flight budget;
 /// see the memory bound in [the pipeline's overview](super)).
@@ -69,9 +70,12 @@ impl AppLog {
 /// What [`Logs`] keeps of an app.
 #[derive(Debug)]
 struct AppEntry {
+    /// Its settings, to tell what a new configuration changes.
+    log: AppLog,
     /// Its current files (none when it writes to stdout only).
     paths: Vec<PathBuf>,
     budget: Arc<Semaphore>,
+    counters: Counters,
 }
 
 /// The running log pipeline: one writer thread and a reader task per attached pipe.
@@ -87,9 +91,17 @@ pub struct Logs {
     next_id: AtomicU64,
     shared: Arc<Shared>,
     apps: HashMap<String, AppEntry>,
-    /// The budget of pipes of apps the pipeline was not started with.
+    /// The budget of pipes of apps the pipeline does not know.
     unknown_budget: Arc<Semaphore>,
+    /// supd runs as PID 1 (stdout is the default target).
+    pid1: bool,
+    /// What the stdout target writes to, once an app needs it.
+    stdout: Option<Arc<File>>,
 }
+
+/// The outputs of the new and changed apps of a configuration, open, with what [`Logs`]
+/// keeps of them.
+type Opened = (Vec<AppOut>, Vec<AppEntry>);
 
 impl Logs {
     /// Opens every app's log files and starts the writer thread.
@@ -98,7 +110,8 @@ impl Logs {
     /// Missing directories are created (mode 0750, before umask); files are opened
     /// `O_APPEND | O_CREAT | O_CLOEXEC` with mode 0640. Rotated files left by an earlier
     /// run are tidied (interrupted compressions finished, files past `log_retain`
-    /// deleted). Fails on the first file that cannot be opened, naming it.
+    /// deleted). Fails on the first file that cannot be opened, naming it. When a name
+    /// repeats, the first app wins.
     pub fn start(apps: Vec<AppLog>, pid1: bool) -> io::Result<Logs> {
         Logs::start_with(apps, pid1, None)
     }
@@ -110,42 +123,10 @@ impl Logs {
         pid1: bool,
         stdout: Option<File>,
     ) -> io::Result<Logs> {
-        let mut specs = Vec::with_capacity(apps.len());
-        let mut entries = HashMap::with_capacity(apps.len());
-        for app in apps {
-            let target = app.settings.target_for(pid1);
-            let files = match target {
-                LogTarget::Stdout => Vec::new(),
-                LogTarget::File | LogTarget::Both => app.settings.paths(&app.name, &app.dir),
-            };
-            specs.push(AppSpec {
-                name: app.name.clone(),
-                format: Format::of(&app.settings),
-                max_line: app.settings.max_line,
-                policy: Policy::of(&app.settings),
-                retain: app.settings.retain,
-                compress: app.settings.compress,
-                files: files.clone(),
-                stdout: target != LogTarget::File,
-            });
-            entries.entry(app.name).or_insert_with(|| AppEntry {
-                paths: files,
-                budget: Arc::new(Semaphore::new(APP_BUDGET)),
-            });
-        }
-        let stdout = match stdout {
-            Some(file) => Some(Arc::new(file)),
-            // A duplicate, so the writer owns what it writes to (CLOEXEC, like every fd).
-            None if specs.iter().any(|s| s.stdout) => {
-                let fd = io::stdout()
-                    .as_fd()
-                    .try_clone_to_owned()
-                    .map_err(|e| io::Error::new(e.kind(), format!("stdout: {e}")))?;
-                Some(Arc::new(File::from(fd)))
-            }
-            None => None,
-        };
-        let (writer, shared) = Writer::new(specs, stdout)?;
+        let mut stdout = stdout.map(Arc::new);
+        let apps = distinct(apps);
+        let (outs, entries) = open_all(apps, pid1, &HashMap::new(), &mut stdout)?;
+        let (writer, shared) = Writer::new(outs);
         let (tx, rx) = mpsc::unbounded_channel();
         let (done_tx, done) = oneshot::channel();
         let thread = std::thread::Builder::new()
@@ -163,16 +144,76 @@ impl Logs {
             readers: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
             shared,
-            apps: entries,
+            apps: entries
+                .into_iter()
+                .map(|e| (e.log.name.clone(), e))
+                .collect(),
             unknown_budget: Arc::new(Semaphore::new(APP_BUDGET)),
+            pid1,
+            stdout,
         })
+    }
+
+    /// Make the pipeline's apps those of `apps` (the full new set), without restarting
+    /// anything and without losing, cutting or repeating a line.
+    ///
+    /// - A new app's outputs are opened as by [`Logs::start`] (its rotated files are
+    ///   tidied by the writer thread); pipes attached for it afterwards are written there,
+    ///   and so is what pipes of that name, attached while it was unknown, read from now
+    ///   on.
+    /// - A changed app (any of its [`AppLog`] differs): its new outputs are opened, and the
+    ///   writer switches to them between two writes: records read before go whole to the
+    ///   old outputs, the rest to the new ones (a line half read then goes whole to the new
+    ///   one); its pipes already attached keep flowing, framed and formatted as the new
+    ///   settings say. Its [`Logs::lines`] and [`Logs::dropped`] go on counting.
+    /// - An app whose [`AppLog`] is the same is untouched (its files are not reopened).
+    /// - An app no longer in `apps` is unknown from now on to [`Logs::lines`],
+    ///   [`Logs::paths`], [`Logs::flush`] and to pipes attached later, but the pipes
+    ///   attached for it so far keep writing to its outputs, which are closed once the
+    ///   last of them reached end of file.
+    ///
+    /// Files are opened here, on the caller's thread, before anything changes: if one
+    /// cannot be opened, the error names it and the pipeline stays as it was (a file or
+    /// directory already created for another new output stays, empty). When a name
+    /// repeats, the first app wins.
+    pub fn configure(&mut self, apps: Vec<AppLog>) -> io::Result<()> {
+        let apps = distinct(apps);
+        let mut removed: Vec<Arc<str>> = Vec::new();
+        for name in self.apps.keys() {
+            if !apps.iter().any(|a| a.name == *name) {
+                removed.push(Arc::from(name.as_str()));
+            }
+        }
+        let changed: Vec<AppLog> = apps
+            .into_iter()
+            .filter(|a| self.apps.get(&a.name).map_or(true, |e| e.log != *a))
+            .collect();
+        if changed.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let mut stdout = self.stdout.clone();
+        let (outs, entries) = open_all(changed, self.pid1, &self.apps, &mut stdout)?;
+        self.tx
+            .send(Msg::Configure(Configure {
+                apps: outs,
+                removed: removed.clone(),
+            }))
+            .map_err(|_| writer_gone())?;
+        self.stdout = stdout;
+        for name in &removed {
+            self.apps.remove(&**name);
+        }
+        for entry in entries {
+            self.apps.insert(entry.log.name.clone(), entry);
+        }
+        Ok(())
     }
 
     /// Starts reading `pipe` (the read end of a child's stdout or stderr pipe, blocking or
     /// not: it is made non-blocking here) in a task on the current tokio runtime.
     ///
-    /// Must be called inside a tokio runtime with I/O enabled; fails otherwise, or if
-    /// `pipe` is not the read end of a pipe.
+    /// Must be called inside a tokio runtime with I/O enabled; fails otherwise, if `pipe`
+    /// is not the read end of a pipe, or after the writer stopped.
     pub fn attach(&self, meta: StreamMeta, pipe: OwnedFd) -> io::Result<()> {
         let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
         let _guard = runtime.enter();
@@ -182,6 +223,13 @@ impl Logs {
             Some(app) => Arc::clone(&app.budget),
             None => Arc::clone(&self.unknown_budget),
         };
+        // Sent here, not by the task, so it is queued before a later configure.
+        self.tx
+            .send(Msg::Open {
+                id,
+                meta: meta.clone(),
+            })
+            .map_err(|_| writer_gone())?;
         let task = runtime.spawn(reader::read_pipe(
             id,
             meta,
@@ -198,16 +246,15 @@ impl Logs {
         Ok(())
     }
 
-    /// Lines of `app` lost to write errors since start (0 for an app the pipeline does
-    /// not know).
+    /// Lines of `app` lost to write errors since start, or since it was added by
+    /// [`Logs::configure`] (0 for an app the pipeline does not know).
     pub fn dropped(&self, app: &str) -> u64 {
-        self.shared
-            .dropped
+        self.apps
             .get(app)
-            .map_or(0, |n| n.load(Ordering::Relaxed))
+            .map_or(0, |a| a.counters.dropped.load(Ordering::Relaxed))
     }
 
-    /// Lines discarded because their app was not among those the pipeline started with.
+    /// Lines discarded because the pipeline did not know their app.
     pub fn dropped_unknown(&self) -> u64 {
         self.shared.unknown.load(Ordering::Relaxed)
     }
@@ -241,13 +288,12 @@ impl Logs {
         let _ = self.tx.send(Msg::Watch { pid, watch });
     }
 
-    /// Lines taken from `app`'s pipes since supd started (0 for an app the pipeline does
-    /// not know).
+    /// Lines taken from `app`'s pipes since supd started, or since it was added by
+    /// [`Logs::configure`] (0 for an app the pipeline does not know).
     pub fn lines(&self, app: &str) -> u64 {
-        self.shared
-            .lines
+        self.apps
             .get(app)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+            .map_or(0, |a| a.counters.lines.load(Ordering::Relaxed))
     }
 
     /// `pm2 flush`: empties the current files of `app` (every app if `None`) and deletes
@@ -335,6 +381,69 @@ impl Logs {
 
 fn writer_gone() -> io::Error {
     io::Error::other("the log writer has stopped")
+}
+
+/// `apps` without the later ones of a repeated name.
+fn distinct(mut apps: Vec<AppLog>) -> Vec<AppLog> {
+    let mut seen = HashSet::with_capacity(apps.len());
+    apps.retain(|app| {
+        let first = seen.insert(app.name.clone());
+        if !first {
+            tracing::warn!(app = %app.name, "app listed twice for logs; its first settings are used");
+        }
+        first
+    });
+    apps
+}
+
+/// Opens the outputs of `apps`, all or none. An app in `known` keeps its budget and
+/// counters. `stdout` is opened (a duplicate of fd 1) if an app writes there and it is
+/// not open yet.
+fn open_all(
+    apps: Vec<AppLog>,
+    pid1: bool,
+    known: &HashMap<String, AppEntry>,
+    stdout: &mut Option<Arc<File>>,
+) -> io::Result<Opened> {
+    let mut outs = Vec::with_capacity(apps.len());
+    let mut entries = Vec::with_capacity(apps.len());
+    for app in apps {
+        let target = app.settings.target_for(pid1);
+        let files = match target {
+            LogTarget::Stdout => Vec::new(),
+            LogTarget::File | LogTarget::Both => app.settings.paths(&app.name, &app.dir),
+        };
+        let spec = AppSpec {
+            name: app.name.clone(),
+            format: Format::of(&app.settings),
+            max_line: app.settings.max_line,
+            policy: Policy::of(&app.settings),
+            retain: app.settings.retain,
+            compress: app.settings.compress,
+            files: files.clone(),
+            stdout: target != LogTarget::File,
+        };
+        if spec.stdout && stdout.is_none() {
+            // A duplicate, so the writer owns what it writes to (CLOEXEC, like every fd).
+            let fd = io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| io::Error::new(e.kind(), format!("stdout: {e}")))?;
+            *stdout = Some(Arc::new(File::from(fd)));
+        }
+        let (budget, counters) = match known.get(&app.name) {
+            Some(e) => (Arc::clone(&e.budget), e.counters.clone()),
+            None => (Arc::new(Semaphore::new(APP_BUDGET)), Counters::default()),
+        };
+        outs.push(AppOut::open(spec, stdout.as_ref(), &counters)?);
+        entries.push(AppEntry {
+            log: app,
+            paths: files,
+            budget,
+            counters,
+        });
+    }
+    Ok((outs, entries))
 }
 
 #[cfg(test)]
@@ -497,6 +606,10 @@ mod tests {
         )
         .unwrap();
         let shared = Arc::clone(&logs.shared);
+        let (full, ok) = (
+            logs.apps["full"].counters.clone(),
+            logs.apps["ok"].counters.clone(),
+        );
         runtime().block_on(async {
             let (r, mut w) = pipe2(OFlag::O_CLOEXEC)
                 .map(|(r, w)| (r, File::from(w)))
@@ -532,8 +645,8 @@ mod tests {
         let text = std::fs::read_to_string(&ok_path).unwrap();
         let rests: Vec<&str> = text.lines().map(after_timestamp).collect();
         assert_eq!(rests, ["ok:0 err | kept 1", "ok:0 err | kept 2"]);
-        assert_eq!(shared.dropped["full"].load(Ordering::Relaxed), 10);
-        assert_eq!(shared.dropped["ok"].load(Ordering::Relaxed), 0);
+        assert_eq!(full.dropped.load(Ordering::Relaxed), 10);
+        assert_eq!(ok.dropped.load(Ordering::Relaxed), 0);
         assert_eq!(shared.unknown.load(Ordering::Relaxed), 2);
     }
 
@@ -988,6 +1101,256 @@ mod tests {
         assert_eq!(records[6].msg, b"{\"unterminated\":true}");
         assert_eq!(records.len(), 7);
         assert!(records.iter().all(|r| r.pid == Some(4242)));
+    }
+
+    // --- configure: apps added, changed, kept and removed while pipes flow. ---
+
+    /// How many of this process's fds are open on `path`.
+    fn fds_on(path: &Path) -> usize {
+        let Ok(path) = path.canonicalize() else {
+            return 0;
+        };
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| *target == path)
+            .count()
+    }
+
+    #[test]
+    fn an_app_added_later_gets_its_file_and_lines_and_a_kept_app_is_not_reopened() {
+        let tmp = TempDir::new("cfg-add");
+        let (a, b) = (tmp.0.join("a.log"), tmp.0.join("sub/b.log"));
+        let moved = tmp.0.join("a.log.moved");
+        let mut logs = Logs::start(files(&[("a", a.clone())]), false).unwrap();
+        runtime().block_on(async {
+            let mut wa = pipe_for(&logs, "a", Stream::Out);
+            // Attached while `b` is unknown: discarded until `b` is configured.
+            let mut early = pipe_for(&logs, "b", Stream::Err);
+            writeln!(early, "unknown yet").unwrap();
+            wait_until("the unknown line counted", || logs.dropped_unknown() == 1).await;
+            writeln!(wa, "before").unwrap();
+            wait_until("before written", || file_msgs(&a) == ["before"]).await;
+            assert!(logs.paths("b").is_empty());
+            assert_eq!(
+                logs.flush(Some("b")).await.unwrap_err().kind(),
+                io::ErrorKind::NotFound
+            );
+
+            // `a` kept as it was: its file is not reopened, so after a rename its lines
+            // still go to the renamed file.
+            std::fs::rename(&a, &moved).unwrap();
+            logs.configure(files(&[("a", a.clone()), ("b", b.clone())]))
+                .unwrap();
+            assert_eq!(logs.paths("b"), std::slice::from_ref(&b));
+            assert!(b.exists(), "opened by configure");
+            let mut follow_b = logs.follow(Filter {
+                app: Some("b".into()),
+                ..Filter::default()
+            });
+            let mut wb = pipe_for(&logs, "b", Stream::Out);
+            writeln!(wb, "b one").unwrap();
+            writeln!(early, "adopted").unwrap();
+            writeln!(wa, "after").unwrap();
+            let r = follow_b.recv().await.unwrap();
+            assert_eq!((r.app.as_str(), r.msg.as_slice()), ("b", &b"b one"[..]));
+            wait_until("b's lines written", || file_msgs(&b).len() == 2).await;
+            wait_until("a's line written", || file_msgs(&moved).len() == 2).await;
+            assert_eq!(file_msgs(&moved), ["before", "after"]);
+            assert!(!a.exists(), "a kept app's file is not reopened");
+            let mut got = file_msgs(&b);
+            got.sort();
+            assert_eq!(got, ["adopted", "b one"]);
+            assert_eq!(logs.lines("b"), 2);
+            assert_eq!(logs.lines("a"), 2);
+            assert_eq!(logs.dropped("b"), 0);
+            assert_eq!(logs.dropped_unknown(), 1);
+
+            logs.flush(Some("b")).await.unwrap();
+            assert_eq!(std::fs::metadata(&b).unwrap().len(), 0);
+            assert_eq!(file_msgs(&moved).len(), 2, "only b is flushed");
+            writeln!(wb, "b two").unwrap();
+            drop((wa, wb, early));
+            logs.finish(Duration::from_secs(10)).await;
+        });
+        assert_eq!(file_msgs(&b), ["b two"]);
+    }
+
+    /// A child floods numbered lines of varying length in small writes (chunks end
+    /// mid-line) while its app's `log_file` changes: every number is in exactly one of
+    /// the two files, once, whole, in order.
+    #[test]
+    fn changing_the_file_mid_stream_writes_every_line_once_and_whole() {
+        const LINES: usize = 200_000;
+        let tmp = TempDir::new("cfg-move");
+        let (old, new) = (tmp.0.join("old.log"), tmp.0.join("new.log"));
+        let mut logs = Logs::start(files(&[("a", old.clone())]), false).unwrap();
+        let (go_tx, go) = std::sync::mpsc::channel::<()>();
+        runtime().block_on(async {
+            let w = pipe_for(&logs, "a", Stream::Out);
+            let child = std::thread::spawn(move || {
+                let mut out = io::BufWriter::with_capacity(1000, w);
+                for i in 0..LINES {
+                    if i == LINES / 2 {
+                        // The second half only once the switch was asked for.
+                        go.recv().unwrap();
+                    }
+                    writeln!(out, "{i:07} {}", "y".repeat(i % 37)).unwrap();
+                }
+            });
+            wait_until("a quarter written", || logs.lines("a") >= LINES as u64 / 4).await;
+            logs.configure(files(&[("a", new.clone())])).unwrap();
+            assert_eq!(logs.paths("a"), std::slice::from_ref(&new));
+            go_tx.send(()).unwrap();
+            logs.finish(Duration::from_secs(60)).await;
+            child.join().unwrap();
+        });
+        let (before, after) = (file_msgs(&old), file_msgs(&new));
+        assert!(before.len() >= LINES / 4, "{} lines before", before.len());
+        assert!(after.len() >= LINES / 2, "{} lines after", after.len());
+        for (i, msg) in before.iter().chain(&after).enumerate() {
+            assert_eq!(*msg, format!("{i:07} {}", "y".repeat(i % 37)), "line {i}");
+        }
+        assert_eq!(before.len() + after.len(), LINES);
+    }
+
+    #[test]
+    fn a_new_format_and_max_line_apply_to_the_lines_framed_after_the_switch() {
+        let tmp = TempDir::new("cfg-format");
+        let (old, new) = (tmp.0.join("a.log"), tmp.0.join("a.json"));
+        let stdout_path = tmp.0.join("stdout");
+        let stdout = File::create(&stdout_path).unwrap();
+        let mut logs = Logs::start_with(files(&[("a", old.clone())]), false, Some(stdout)).unwrap();
+        let long = "L".repeat(3000);
+        runtime().block_on(async {
+            let mut w = pipe_for(&logs, "a", Stream::Out);
+            // One write, so one chunk: "hal" is held by the framer at the switch.
+            write!(w, "whole\nhal").unwrap();
+            wait_until("the first line written", || logs.lines("a") == 1).await;
+            let json = app_with("a", &new, |s| {
+                s.format = LogFormat::Json;
+                s.max_line = 1024;
+                s.target = Some(crate::config::LogTarget::Both);
+            });
+            logs.configure(vec![json]).unwrap();
+            write!(w, "f\n{long}\nlast").unwrap();
+            drop(w);
+            logs.finish(Duration::from_secs(10)).await;
+        });
+        let text = std::fs::read_to_string(&old).unwrap();
+        assert_eq!(
+            text.lines().map(after_timestamp).collect::<Vec<_>>(),
+            ["a:0 out | whole"]
+        );
+        let json = std::fs::read_to_string(&new).unwrap();
+        assert!(json.lines().all(|l| l.starts_with("{\"ts\":")), "{json}");
+        let records: Vec<Record> = json
+            .lines()
+            .map(|l| parse_line(l.as_bytes()).unwrap())
+            .collect();
+        let msgs: Vec<&[u8]> = records.iter().map(|r| r.msg.as_slice()).collect();
+        assert_eq!(msgs[0], b"half", "the line half read at the switch, whole");
+        assert_eq!(msgs[1..4].concat(), long.as_bytes());
+        assert_eq!(
+            records[1..4].iter().map(|r| r.cont).collect::<Vec<_>>(),
+            [false, true, true],
+            "split at the new log_max_line"
+        );
+        assert_eq!(msgs[4], b"last");
+        assert_eq!(records.len(), 5);
+        assert_eq!(
+            std::fs::read_to_string(&stdout_path).unwrap(),
+            json,
+            "stdout became a target too"
+        );
+    }
+
+    #[test]
+    fn a_removed_app_keeps_writing_until_its_pipes_end_then_its_file_closes() {
+        let tmp = TempDir::new("cfg-remove");
+        let (a, gone) = (tmp.0.join("a.log"), tmp.0.join("gone.log"));
+        let mut logs =
+            Logs::start(files(&[("a", a.clone()), ("gone", gone.clone())]), false).unwrap();
+        runtime().block_on(async {
+            let mut w = pipe_for(&logs, "gone", Stream::Out);
+            let mut e = pipe_for(&logs, "gone", Stream::Err);
+            writeln!(w, "one").unwrap();
+            logs.configure(files(&[("a", a.clone())])).unwrap();
+            assert!(logs.paths("gone").is_empty());
+            assert_eq!(logs.lines("gone"), 0);
+            assert_eq!(
+                logs.flush(Some("gone")).await.unwrap_err().kind(),
+                io::ErrorKind::NotFound
+            );
+            // Being stopped, its processes write their last lines.
+            for i in 0..1000 {
+                writeln!(w, "out {i}").unwrap();
+            }
+            write!(e, "last words").unwrap();
+            // A pipe attached after the removal is not its app's.
+            let mut late = pipe_for(&logs, "gone", Stream::Out);
+            writeln!(late, "too late").unwrap();
+            drop((w, late));
+            wait_until("the late line discarded", || logs.dropped_unknown() == 1).await;
+            wait_until("the first pipe's lines written", || {
+                file_msgs(&gone).len() == 1001
+            })
+            .await;
+            assert_eq!(fds_on(&gone), 1, "open while a pipe is attached");
+            drop(e);
+            wait_until("gone.log closed", || fds_on(&gone) == 0).await;
+            assert_eq!(fds_on(&a), 1);
+            logs.finish(Duration::from_secs(10)).await;
+        });
+        let msgs = file_msgs(&gone);
+        let mut want = vec!["one".to_string()];
+        want.extend((0..1000).map(|i| format!("out {i}")));
+        want.push("last words".into());
+        assert_eq!(msgs, want);
+    }
+
+    #[test]
+    fn an_app_removed_and_added_back_while_draining_loses_nothing() {
+        let tmp = TempDir::new("cfg-back");
+        let path = tmp.0.join("a.log");
+        let mut logs = Logs::start(files(&[("a", path.clone())]), false).unwrap();
+        runtime().block_on(async {
+            let mut w = pipe_for(&logs, "a", Stream::Out);
+            writeln!(w, "1").unwrap();
+            logs.configure(Vec::new()).unwrap();
+            writeln!(w, "2").unwrap();
+            logs.configure(files(&[("a", path.clone())])).unwrap();
+            writeln!(w, "3").unwrap();
+            wait_until("three lines", || file_msgs(&path).len() == 3).await;
+            assert_eq!(fds_on(&path), 1, "one slot, the old outputs closed");
+            drop(w);
+            logs.finish(Duration::from_secs(10)).await;
+        });
+        assert_eq!(file_msgs(&path), ["1", "2", "3"]);
+    }
+
+    #[test]
+    fn a_configure_that_cannot_open_a_file_changes_nothing() {
+        let tmp = TempDir::new("cfg-bad");
+        let (a, b) = (tmp.0.join("a.log"), tmp.0.join("b.log"));
+        std::fs::write(tmp.0.join("file"), b"").unwrap();
+        let bad = tmp.0.join("file/sub/a.log");
+        let mut logs = Logs::start(files(&[("a", a.clone())]), false).unwrap();
+        runtime().block_on(async {
+            let mut w = pipe_for(&logs, "a", Stream::Out);
+            writeln!(w, "before").unwrap();
+            let err = logs
+                .configure(files(&[("b", b.clone()), ("a", bad.clone())]))
+                .unwrap_err();
+            assert!(err.to_string().contains(&*bad.to_string_lossy()), "{err}");
+            assert_eq!(logs.paths("a"), std::slice::from_ref(&a));
+            assert!(logs.paths("b").is_empty(), "b was not added");
+            writeln!(w, "after").unwrap();
+            drop(w);
+            logs.finish(Duration::from_secs(10)).await;
+        });
+        assert_eq!(file_msgs(&a), ["before", "after"]);
+        assert_eq!(file_msgs(&b), Vec::<String>::new());
     }
 
     trait ConcatMsgs {

@@ -25,6 +25,10 @@ pub const READ_SIZE: usize = 64 * 1024;
 
 /// Reads `pipe` until end of file (or a read error, or `stop`), sending every chunk to the
 /// writer, then an end-of-file message so the writer emits the unterminated last line.
+///
+/// The stream's [`Msg::Open`] is not sent here but by [`super::Logs::attach`], on the
+/// caller's thread: so it reaches the writer before any control message sent after the
+/// attach (a [`super::Logs::configure`] that removes the app must find the stream).
 pub(super) async fn read_pipe(
     id: u64,
     meta: StreamMeta,
@@ -34,11 +38,6 @@ pub(super) async fn read_pipe(
     shared: Arc<Shared>,
     budget: Arc<Semaphore>,
 ) {
-    let app = Arc::clone(&meta.app);
-    let (index, stream) = (meta.index, meta.stream);
-    if tx.send(Msg::Open { id, meta }).is_err() {
-        return; // the writer is gone; nothing could be written anyway
-    }
     loop {
         let ready = tokio::select! {
             // Stop first: a child that writes without pause would otherwise keep the pipe
@@ -90,7 +89,7 @@ pub(super) async fn read_pipe(
                 ) => {}
             Err(e) => {
                 shared.read_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(app = %app, index, %stream, error = %e, "reading child output failed; stream closed");
+                tracing::warn!(app = %meta.app, index = meta.index, stream = %meta.stream, error = %e, "reading child output failed; stream closed");
                 break;
             }
         }
@@ -138,7 +137,6 @@ mod tests {
                 shared,
                 Arc::clone(&budget),
             ));
-            assert!(matches!(rx.recv().await, Some(Msg::Open { .. })));
             let mut w = std::fs::File::from(w);
             let mut held = Vec::new();
             for _ in 0..2 {

@@ -13,11 +13,18 @@
 //! to [`BATCH_MSGS`] messages or [`BATCH_BYTES`] bytes), the messages are grouped per app
 //! (order within an app preserved), and each output gets one `write` per batch — more only
 //! if its formatted text passes [`WRITE_AT`], or a rotation falls inside the batch.
-//! Control messages (reopen, flush, follow) take effect exactly between the records read
-//! before them and those read after.
+//! Control messages (reopen, flush, follow, configure) take effect exactly between the
+//! records read before them and those read after.
+//!
+//! **A new configuration** (from [`super::Logs::configure`]) arrives with the outputs of
+//! its new and changed apps already open. Between two writes, each changed app's outputs
+//! are replaced (the old ones closed) and its streams attached so far are pointed at the
+//! new ones, with the new format and `log_max_line` for what they frame from then on; a
+//! line half read is written whole, once, to the new output. An app no longer configured
+//! keeps its outputs until every stream attached to it so far has reached end of file
+//! (its processes are being stopped and may still write).
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,7 +35,7 @@ use super::archive::Archive;
 use super::follow::Followers;
 use super::format::{Format, LineHead};
 use super::framer::{Framer, Mark};
-use super::output::{AppOut, AppSpec, FileOut, SharedOut, Sink};
+use super::output::{AppOut, FileOut, SharedOut, Sink};
 use super::record::{parse_line, Filter, Record};
 use super::rotate;
 use super::stream::{Stream, StreamMeta};
@@ -78,6 +85,17 @@ pub(crate) enum Msg {
     },
     /// Call `watch.matched` once a line of process `pid` matches `watch.regex`.
     Watch { pid: i32, watch: LineWatch },
+    /// A new set of apps: switch to the outputs of the new and changed ones.
+    Configure(Configure),
+}
+
+/// What changes with a new configuration (the apps left as they were are not in it).
+#[derive(Debug)]
+pub(crate) struct Configure {
+    /// The new and changed apps, their outputs open.
+    pub apps: Vec<AppOut>,
+    /// The apps no longer configured.
+    pub removed: Vec<Arc<str>>,
 }
 
 impl Msg {
@@ -89,13 +107,10 @@ impl Msg {
     }
 }
 
-/// Counters shared between the writer thread, the readers and [`super::Logs`].
+/// Counters shared between the writer thread, the readers and [`super::Logs`] (each app
+/// has its own, in its [`Counters`](super::output::Counters)).
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
-    /// Lines lost to write errors, per app of the configuration.
-    pub dropped: HashMap<Box<str>, Arc<AtomicU64>>,
-    /// Lines (records) taken from the app's pipes, per app of the configuration.
-    pub lines: HashMap<Box<str>, Arc<AtomicU64>>,
     /// Lines of apps that have no log outputs (discarded by design, still counted).
     pub unknown: AtomicU64,
     /// Pipes whose read failed (the reader ended there).
@@ -123,10 +138,22 @@ struct Buf {
 /// Where `Buf`s of an app sit: its files first, then stdout.
 const STDOUT_BUF: usize = 2;
 
+/// An app's outputs in the writer, and the streams that write to them.
+#[derive(Debug)]
+struct Slot {
+    out: AppOut,
+    /// Streams pointing at this slot that have not reached end of file.
+    streams: usize,
+    /// No longer configured: closed once `streams` is 0.
+    retiring: bool,
+}
+
 /// The state owned by the writer thread.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    apps: Vec<AppOut>,
+    /// Streams hold indices into it; `None`: a free slot (a removed app, closed).
+    apps: Vec<Option<Slot>>,
+    /// The configured apps' slots (not the retiring ones).
     by_app: HashMap<Arc<str>, usize>,
     streams: HashMap<u64, StreamState>,
     shared: Arc<Shared>,
@@ -141,51 +168,25 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Opens every app's files (creating directories, finishing the rotation work an
-    /// earlier supd left) and returns the writer and its counters. Fails on the first
-    /// file that cannot be opened, naming it. When a name repeats, the first app wins.
-    pub fn new(specs: Vec<AppSpec>, stdout: Option<Arc<File>>) -> io::Result<(Self, Arc<Shared>)> {
-        let mut apps = Vec::with_capacity(specs.len());
-        let mut by_app = HashMap::with_capacity(specs.len());
-        let mut dropped = HashMap::with_capacity(specs.len());
-        let mut line_counts = HashMap::with_capacity(specs.len());
-        let mut archive = Archive::default();
-        for spec in specs {
-            let name: Arc<str> = Arc::from(spec.name.as_str());
-            if by_app.contains_key(&name) {
-                tracing::warn!(app = %name, "app listed twice for logs; its first settings are used");
-                continue;
-            }
-            let counter = Arc::new(AtomicU64::new(0));
-            let app = AppOut::open(
-                Arc::clone(&name),
-                spec,
-                stdout.as_ref(),
-                &counter,
-                &mut archive,
-            )?;
-            dropped.insert(Box::from(&*name), counter);
-            line_counts.insert(Box::from(&*name), Arc::clone(&app.lines));
-            by_app.insert(name, apps.len());
-            apps.push(app);
-        }
-        let shared = Arc::new(Shared {
-            dropped,
-            lines: line_counts,
-            ..Shared::default()
-        });
-        let writer = Writer {
-            apps,
-            by_app,
+    /// The writer of `apps` (their outputs open, names distinct), with its counters.
+    /// Finishes the rotation work an earlier supd left in their files' directories.
+    pub fn new(apps: Vec<AppOut>) -> (Self, Arc<Shared>) {
+        let shared = Arc::new(Shared::default());
+        let mut writer = Writer {
+            apps: Vec::with_capacity(apps.len()),
+            by_app: HashMap::with_capacity(apps.len()),
             streams: HashMap::new(),
             shared: Arc::clone(&shared),
-            archive,
+            archive: Archive::default(),
             followers: Followers::default(),
             bufs: Default::default(),
             grouped: Vec::with_capacity(BATCH_MSGS),
             watches: Watches::default(),
         };
-        Ok((writer, shared))
+        for app in apps {
+            writer.install(app);
+        }
+        (writer, shared)
     }
 
     /// The thread's body: batches until every sender is gone, then emits the tails of any
@@ -231,7 +232,7 @@ impl Writer {
                 Msg::Chunk { id, .. } | Msg::Eof { id, .. } => id,
                 Msg::Reopen => {
                     self.write_grouped();
-                    for f in self.apps.iter_mut().flat_map(|a| a.files.iter_mut()) {
+                    for f in self.slots_mut().flat_map(|s| s.out.files.iter_mut()) {
                         f.reopen();
                     }
                     continue;
@@ -250,6 +251,11 @@ impl Writer {
                     self.watches.insert(pid, watch);
                     continue;
                 }
+                Msg::Configure(change) => {
+                    self.write_grouped();
+                    self.configure(change);
+                    continue;
+                }
             };
             match self.streams.get(&id).map(|s| s.app) {
                 Some(Some(app)) => self.grouped.push((app, msg)),
@@ -261,10 +267,20 @@ impl Writer {
         self.followers.prune();
     }
 
+    fn slots_mut(&mut self) -> impl Iterator<Item = &mut Slot> {
+        self.apps.iter_mut().flatten()
+    }
+
     fn open(&mut self, id: u64, meta: StreamMeta) {
         let app = self.by_app.get(&meta.app).copied();
-        let (format, max_line) = match app.and_then(|a| self.apps.get(a)) {
-            Some(a) => (a.format, a.max_line),
+        let slot = app
+            .and_then(|a| self.apps.get_mut(a))
+            .and_then(Option::as_mut);
+        let (format, max_line) = match slot {
+            Some(slot) => {
+                slot.streams += 1;
+                (slot.out.format, slot.out.max_line)
+            }
             None => {
                 tracing::warn!(app = %meta.app, index = meta.index, "no log output for this app; its output is discarded");
                 (Format::Text, super::framer::MAX_LINE)
@@ -277,6 +293,92 @@ impl Writer {
             meta,
         };
         self.streams.insert(id, state);
+    }
+
+    /// Gives `app` a slot: its own if it is configured or retiring (whose outputs it
+    /// replaces), else a free one. Returns the slot.
+    fn install(&mut self, mut app: AppOut) -> usize {
+        app.take_over(&mut self.archive);
+        let name = Arc::clone(&app.name);
+        let own = self.by_app.get(&name).copied().or_else(|| {
+            self.apps
+                .iter()
+                .position(|s| s.as_ref().is_some_and(|s| s.retiring && s.out.name == name))
+        });
+        let slot = match own.and_then(|i| self.apps[i].as_mut().map(|s| (i, s))) {
+            Some((i, slot)) => {
+                // The old outputs close here, after their last write.
+                slot.out = app;
+                slot.retiring = false;
+                i
+            }
+            None => {
+                let slot = Some(Slot {
+                    out: app,
+                    streams: 0,
+                    retiring: false,
+                });
+                match self.apps.iter().position(Option::is_none) {
+                    Some(i) => {
+                        self.apps[i] = slot;
+                        i
+                    }
+                    None => {
+                        self.apps.push(slot);
+                        self.apps.len() - 1
+                    }
+                }
+            }
+        };
+        self.by_app.insert(name, slot);
+        slot
+    }
+
+    /// Switches to a new configuration (see the module doc).
+    fn configure(&mut self, change: Configure) {
+        for name in change.removed {
+            if let Some(i) = self.by_app.remove(&name) {
+                if let Some(slot) = self.apps[i].as_mut() {
+                    slot.retiring = true;
+                }
+                self.close_if_done(i);
+            }
+        }
+        if change.apps.is_empty() {
+            return;
+        }
+        let mut installed = HashMap::with_capacity(change.apps.len());
+        for app in change.apps {
+            let name = Arc::clone(&app.name);
+            installed.insert(name, self.install(app));
+        }
+        // Streams of these apps attached so far, an unknown app's included: from now on
+        // they write to the new outputs, framed and formatted as the new settings say.
+        for st in self.streams.values_mut() {
+            let Some(&i) = installed.get(&st.meta.app) else {
+                continue;
+            };
+            let Some(slot) = self.apps[i].as_mut() else {
+                continue;
+            };
+            // `install` keeps an app in its own slot: only a stream of an app that was
+            // unknown moves.
+            if st.app != Some(i) {
+                slot.streams += 1;
+                st.app = Some(i);
+            }
+            st.framer.set_max_line(slot.out.max_line);
+            st.head = LineHead::new(slot.out.format, &st.meta);
+        }
+    }
+
+    /// Closes the outputs of slot `i` if its app is retiring and its last stream ended.
+    fn close_if_done(&mut self, i: usize) {
+        if let Some(slot) = self.apps.get_mut(i) {
+            if slot.as_ref().is_some_and(|s| s.retiring && s.streams == 0) {
+                *slot = None;
+            }
+        }
     }
 
     /// Frames the output of an unknown app only to count its lines.
@@ -301,12 +403,13 @@ impl Writer {
     /// Truncates and purges the files of `app` (or of every app).
     fn flush(&mut self, app: Option<&str>) -> io::Result<()> {
         let mut result = Ok(());
-        for a in &mut self.apps {
+        let Writer { apps, archive, .. } = self;
+        for a in apps.iter_mut().flatten().map(|s| &mut s.out) {
             if app.is_some_and(|name| name != &*a.name) {
                 continue;
             }
             for f in &mut a.files {
-                let flushed = f.flush(&self.archive);
+                let flushed = f.flush(archive);
                 if result.is_ok() {
                     result = flushed;
                 }
@@ -332,7 +435,19 @@ impl Writer {
     }
 
     /// Frames, formats and writes the messages of one app.
-    fn write_app(&mut self, app: usize, msgs: &[(usize, Msg)]) {
+    fn write_app(&mut self, slot: usize, msgs: &[(usize, Msg)]) {
+        let ended = self.write_slot(slot, msgs);
+        if ended > 0 {
+            if let Some(s) = self.apps.get_mut(slot).and_then(Option::as_mut) {
+                s.streams = s.streams.saturating_sub(ended);
+            }
+            self.close_if_done(slot);
+        }
+    }
+
+    /// [`Writer::write_app`] but for the slot's bookkeeping; returns how many of its
+    /// streams reached end of file.
+    fn write_slot(&mut self, app: usize, msgs: &[(usize, Msg)]) -> usize {
         let Writer {
             apps,
             streams,
@@ -342,9 +457,10 @@ impl Writer {
             watches,
             ..
         } = self;
-        let Some(app) = apps.get_mut(app) else {
-            return;
+        let Some(Slot { out: app, .. }) = apps.get_mut(app).and_then(Option::as_mut) else {
+            return 0;
         };
+        let mut ended = 0;
         let mut out = AppWrite {
             app,
             bufs,
@@ -369,6 +485,7 @@ impl Writer {
                 }
                 Msg::Eof { id, ms } => {
                     if let Some(mut st) = streams.remove(id) {
+                        ended += 1;
                         st.head.set_time(*ms);
                         let (head, meta) = (&st.head, &st.meta);
                         let mut watch = watches.take(meta.pid);
@@ -385,6 +502,7 @@ impl Writer {
             }
         }
         out.end();
+        ended
     }
 }
 
@@ -533,8 +651,10 @@ mod tests {
 
     use super::*;
     use crate::config::LogRotate;
+    use crate::logs::output::{AppSpec, Counters};
     use crate::logs::rotate::Policy;
     use crate::logs::tests::TempDir;
+    use std::fs::File;
     use std::path::{Path, PathBuf};
 
     /// 2026-11-23T00:00:00Z.
@@ -552,6 +672,15 @@ mod tests {
             files,
             stdout: false,
         }
+    }
+
+    /// A writer of the apps of `specs`, as [`super::super::Logs`] starts it.
+    fn writer(specs: Vec<AppSpec>, stdout: Option<Arc<File>>) -> Writer {
+        let outs = specs
+            .into_iter()
+            .map(|s| AppOut::open(s, stdout.as_ref(), &Counters::default()).unwrap())
+            .collect();
+        Writer::new(outs).0
     }
 
     fn open_msg(id: u64, stream: Stream) -> Msg {
@@ -600,7 +729,7 @@ mod tests {
             max_size: Some(200),
             every: None,
         };
-        let (mut w, _) = Writer::new(vec![spec(vec![path.clone()], policy, 5)], None).unwrap();
+        let mut w = writer(vec![spec(vec![path.clone()], policy, 5)], None);
         // Each record is 35 bytes of head + 14 + '\n' = 50 bytes: four fill a file exactly.
         let line = |i: usize| format!("{i:02}{}", "x".repeat(12));
         let text: String = (0..10).map(|i| line(i) + "\n").collect();
@@ -637,7 +766,7 @@ mod tests {
             max_size: None,
             every: Some(LogRotate::Daily),
         };
-        let (mut w, _) = Writer::new(vec![spec(vec![path.clone()], policy, 3)], None).unwrap();
+        let mut w = writer(vec![spec(vec![path.clone()], policy, 3)], None);
         let now = now_ms();
         w.process(&mut vec![
             open_msg(1, Stream::Out),
@@ -654,7 +783,7 @@ mod tests {
             max_size: None,
             every: Some(LogRotate::Hourly),
         };
-        let (mut w, _) = Writer::new(vec![spec(vec![path.clone()], policy, 3)], None).unwrap();
+        let mut w = writer(vec![spec(vec![path.clone()], policy, 3)], None);
         w.process(&mut vec![
             open_msg(1, Stream::Out),
             chunk_at(1, DAY + HOUR - 1, "h0\n"),
@@ -680,7 +809,7 @@ mod tests {
             max_size: Some(100),
             every: None,
         };
-        let (mut w, _) = Writer::new(vec![spec(vec![path.clone()], policy, 3)], None).unwrap();
+        let mut w = writer(vec![spec(vec![path.clone()], policy, 3)], None);
         let (reply, mut done) = oneshot::channel();
         w.process(&mut vec![
             open_msg(1, Stream::Out),
@@ -694,6 +823,43 @@ mod tests {
         assert_eq!(msgs(&path), ["partial"]);
     }
 
+    /// The new outputs of a changed app are opened on another thread while the old
+    /// ones still write: when the old ones rotate the same file in between, the writer
+    /// reopens it by name at the switch, so records go to the current file.
+    #[test]
+    fn a_file_rotated_between_open_and_switch_is_reopened_by_name() {
+        let tmp = TempDir::new("w-switch");
+        let path = tmp.0.join("a.log");
+        let policy = Policy {
+            max_size: Some(200),
+            every: None,
+        };
+        let mut w = writer(vec![spec(vec![path.clone()], policy, 5)], None);
+        let lines = Counters::default();
+        let new = AppOut::open(spec(vec![path.clone()], policy, 3), None, &lines).unwrap();
+        // Five 50-byte records: the fifth rotates the file the new outputs hold.
+        let text: String = (0..5)
+            .map(|i| format!("{i:02}{}\n", "x".repeat(12)))
+            .collect();
+        w.process(&mut vec![open_msg(1, Stream::Out), chunk_at(1, DAY, &text)]);
+        w.process(&mut vec![
+            Msg::Configure(Configure {
+                apps: vec![new],
+                removed: Vec::new(),
+            }),
+            chunk_at(1, DAY, "after\n"),
+        ]);
+        end(w);
+        assert_eq!(msgs(&rotate::rotated_name(&path, 1, false)).len(), 4);
+        assert_eq!(msgs(&path).len(), 2, "{}", read(&path));
+        assert_eq!(msgs(&path)[1], "after");
+        assert_eq!(
+            lines.lines.load(Ordering::Relaxed),
+            1,
+            "counted by the new outputs"
+        );
+    }
+
     #[test]
     fn split_files_and_stdout_get_their_records() {
         let tmp = TempDir::new("w-split");
@@ -702,7 +868,7 @@ mod tests {
         let stdout = Arc::new(File::create(&stdout_path).unwrap());
         let mut app = spec(vec![out.clone(), err.clone()], Policy::default(), 1);
         app.stdout = true;
-        let (mut w, _) = Writer::new(vec![app], Some(stdout)).unwrap();
+        let mut w = writer(vec![app], Some(stdout));
         w.process(&mut vec![
             open_msg(1, Stream::Out),
             open_msg(2, Stream::Err),
