@@ -54,6 +54,22 @@ fn check_prints_a_summary() {
 }
 
 #[test]
+fn a_file_that_is_not_utf8_is_reported_at_its_first_bad_byte() {
+    let sb = Sandbox::new();
+    let cfg = sb.dir.join("binary.toml");
+    std::fs::write(&cfg, b"[[app]]\nname = \"w\xc3\xa9b\xff\"\n\x00\x01").expect("write");
+    let out = check(&cfg);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.lines().next(),
+        Some(format!("{}:2:12: not UTF-8", cfg.display()).as_str()),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
 fn the_contract_samples_of_built_capabilities_check() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/contract");
     if !dir.exists() {

@@ -327,9 +327,10 @@ pub fn default_path() -> Option<&'static Path> {
 /// Read, parse and validate `path` with `profile` applied. `cpus` resolves `"max"`.
 /// Every problem in the file is returned at once.
 pub fn load(path: &Path, profile: Option<&str>, cpus: u32) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigErrors::single(ConfigError::io(path, &e)))?;
-    validate::validate(path, &text, profile, cpus, &|p: &Path| p.is_dir())
+    let bytes =
+        std::fs::read(path).map_err(|e| ConfigErrors::single(ConfigError::io(path, &e)))?;
+    let text = error::decode(path, &bytes).map_err(ConfigErrors::single)?;
+    validate::validate(path, text, profile, cpus, &|p: &Path| p.is_dir())
 }
 
 /// Shared test fixture: an app with the documented defaults, as the config layer gives
