@@ -241,9 +241,9 @@ mod tests {
         assert_eq!(utf8_error_position(b"ab\xff", 2), (1, 3));
         // Two lines before; `é` is one character of two bytes.
         let bytes = b"a = 1\n\nn\xc3\xa9 = \"\xfe\"\n";
-        let e = std::str::from_utf8(bytes).unwrap_err();
-        assert_eq!(e.valid_up_to(), 14);
-        assert_eq!(utf8_error_position(bytes, e.valid_up_to()), (3, 7));
+        let e = decode(Path::new("f"), bytes).unwrap_err();
+        assert_eq!((e.line, e.col), (3, 7));
+        assert_eq!(utf8_error_position(bytes, 14), (3, 7));
         // A line that ends right before the bad byte.
         assert_eq!(utf8_error_position(b"x\n\x80", 2), (2, 1));
         let e = decode(Path::new("/cfg/bin.toml"), b"ok\n\x00\x9f").unwrap_err();

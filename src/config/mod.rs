@@ -85,8 +85,8 @@ pub struct App {
     /// The memory-watch keys: `max_memory`, `memory_interval`, `memory_samples`,
     /// `memory_action`, `max_unavailable`.
     pub memory: MemorySettings,
-    /// `max_surge`: how many instances above `instances` a rolling replacement may start
-    /// (default 0). Accepted and validated; nothing acts on it yet.
+    /// `max_surge`: during a rolling replacement, how many new instances may start before
+    /// old ones are stopped, above `instances` (default 1; 0 = stop an old one first).
     pub max_surge: u32,
     /// The cron keys: `cron_restart`, `cron_tz`, `cron_overlap`. `None`: no
     /// `cron_restart`, nothing is restarted on a schedule (default).

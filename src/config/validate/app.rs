@@ -26,6 +26,8 @@ pub const DEFAULT_MIN_UPTIME: Duration = Duration::from_secs(1);
 pub const DEFAULT_ERRORED_RETRY: Duration = Duration::from_secs(5 * 60);
 /// `kill_timeout` when the file sets none.
 pub const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
+/// `max_surge` when the file sets none: one new instance starts before an old one stops.
+pub const DEFAULT_MAX_SURGE: u32 = 1;
 
 /// Which table a [`Layer`] comes from; they differ only in which keys they may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -372,7 +374,7 @@ impl Walker<'_> {
             group: None,
             log: LogSettings::default(),
             memory: MemorySettings::default(),
-            max_surge: 0,
+            max_surge: DEFAULT_MAX_SURGE,
             cron,
             ready: None,
             health: None,

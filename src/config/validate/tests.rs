@@ -86,7 +86,7 @@ fn minimal_app_gets_every_default() {
             group: None,
             log: LogSettings::default(),
             memory: MemorySettings::default(),
-            max_surge: 0,
+            max_surge: 1,
             cron: None,
             ready: None,
             health: None,
@@ -886,19 +886,23 @@ fn keys_tables_match_the_fields_read() {
 
 #[test]
 fn max_surge_is_read_and_layered() {
-    let text = "[defaults]\nmax_surge = 1\n\
+    let text = "[defaults]\nmax_surge = 2\n\
                 [[app]]\nname = \"a\"\ncmd = \"x\"\n\
                 [[app]]\nname = \"b\"\ncmd = \"x\"\nmax_surge = 0\n\
                 [app.profile.prod]\nmax_surge = 3\n";
     let config = check(text).unwrap();
-    assert_eq!(config.apps[0].max_surge, 1, "from [defaults]");
+    assert_eq!(config.apps[0].max_surge, 2, "from [defaults]");
     assert_eq!(
         config.apps[1].max_surge, 0,
         "the app's own value beats [defaults]"
     );
     let prod = check_with(text, Some("prod")).unwrap();
     assert_eq!(prod.apps[1].max_surge, 3, "the profile's");
-    assert_eq!(app("[[app]]\nname = \"a\"\ncmd = \"x\"\n").max_surge, 0);
+    assert_eq!(
+        app("[[app]]\nname = \"a\"\ncmd = \"x\"\n").max_surge,
+        1,
+        "the built-in default"
+    );
     assert_eq!(
         errors("[[app]]\nname = \"a\"\ncmd = \"x\"\nmax_surge = -1\n"),
         ["4:13: `max_surge` cannot be negative, found -1 (expected a non-negative integer)"]
