@@ -6,6 +6,7 @@
 //! collecting every error (not just the first) as a [`ConfigError`] with file:line:col.
 
 pub mod cron;
+pub mod dotenv;
 pub mod error;
 pub mod listen;
 pub mod probe;
