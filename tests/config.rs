@@ -70,6 +70,33 @@ fn a_file_that_is_not_utf8_is_reported_at_its_first_bad_byte() {
 }
 
 #[test]
+fn env_files_are_read_and_their_bad_lines_located() {
+    let sb = Sandbox::new();
+    sb.write("good.env", "# app settings\nexport PORT=3000\n");
+    let bad = sb.write("bad.env", "OK=1\nNAME = \"x\\qy\"\n");
+    let cfg = sb.config(&kit_app("a", &["sleep"], "env_file = [\"good.env\"]"));
+    let out = check(&cfg);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let cfg = sb.config(&kit_app(
+        "a",
+        &["sleep"],
+        "env_file = [\"good.env\", \"bad.env\", \"none.env\"]",
+    ));
+    let out = check(&cfg);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        format!(
+            "cannot read env file `{}`: No such file",
+            sb.dir.join("none.env").display()
+        ),
+        format!("{}:2:10: unknown escape `\\q`", bad.display()),
+    ] {
+        assert!(err.contains(&needle), "missing `{needle}` in:\n{err}");
+    }
+}
+
+#[test]
 fn the_contract_samples_of_built_capabilities_check() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/contract");
     if !dir.exists() {
@@ -83,6 +110,7 @@ fn the_contract_samples_of_built_capabilities_check() {
         ("foundation.toml", "ok: 3 apps"),
         ("logs.toml", "ok: 3 apps"),
         ("watch.toml", "ok: 5 apps"),
+        ("live.toml", "ok: 1 app, 4 instances"),
     ] {
         let out = check(&dir.join(name));
         assert_eq!(

@@ -23,7 +23,7 @@ pub const LINE_EXPECTED: &str =
 
 /// The escapes of a double-quoted value, for error messages.
 const ESCAPES_EXPECTED: &str =
-    "one of `\\n`, `\\t`, `\\\"`, `\\\\` (single quotes keep every character as written)";
+    "`\\n`, `\\t`, `\\\"` or `\\\\`; in single quotes every character is kept as written";
 
 /// One bad line of an env file, located in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +133,9 @@ impl<'t> Parser<'_, 't> {
                 at = name_at;
             }
         }
-        let name_end = line[at..].find(|c| !in_name(c)).map_or(line.len(), |i| at + i);
+        let name_end = line[at..]
+            .find(|c| !in_name(c))
+            .map_or(line.len(), |i| at + i);
         let name = &line[at..name_end];
         match name.chars().next() {
             None if line[at..].starts_with('=') => {
@@ -305,7 +307,8 @@ mod tests {
 
     #[test]
     fn plain_lines_comments_blanks_and_export() {
-        let text = "# comment\n\nA=1\n  export B = two words  \n\t# indented comment\nC=\nexport=x\n";
+        let text =
+            "# comment\n\nA=1\n  export B = two words  \n\t# indented comment\nC=\nexport=x\n";
         assert_eq!(
             vars(text),
             [
@@ -332,8 +335,14 @@ mod tests {
 
     #[test]
     fn quoted_values() {
-        assert_eq!(var("A='lit \\n $X # not a comment'"), "lit \\n $X # not a comment");
-        assert_eq!(var("A=\"a\\tb\\nc \\\"q\\\" \\\\\" # comment"), "a\tb\nc \"q\" \\");
+        assert_eq!(
+            var("A='lit \\n $X # not a comment'"),
+            "lit \\n $X # not a comment"
+        );
+        assert_eq!(
+            var("A=\"a\\tb\\nc \\\"q\\\" \\\\\" # comment"),
+            "a\tb\nc \"q\" \\"
+        );
         assert_eq!(var("A = \"  spaced  \"  "), "  spaced  ");
         assert_eq!(var("A=''"), "");
         assert_eq!(var("A=\"it's\""), "it's");

@@ -114,10 +114,19 @@ impl ConfigErrors {
         self.0.is_empty()
     }
 
-    /// Sort by line, then column, so the output reads top to bottom like the file.
+    /// Sort by file (in the order each file first appears), then line, then column, so
+    /// the output reads top to bottom like each file.
     pub(crate) fn sort(&mut self) {
-        self.0
-            .sort_by(|a, b| (a.line, a.col, &a.message).cmp(&(b.line, b.col, &b.message)));
+        let mut files: Vec<PathBuf> = Vec::new();
+        for e in &self.0 {
+            if !files.contains(&e.file) {
+                files.push(e.file.clone());
+            }
+        }
+        let rank = |e: &ConfigError| files.iter().position(|f| *f == e.file);
+        self.0.sort_by(|a, b| {
+            (rank(a), a.line, a.col, &a.message).cmp(&(rank(b), b.line, b.col, &b.message))
+        });
         self.0.dedup();
     }
 }

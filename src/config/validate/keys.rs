@@ -154,6 +154,9 @@ app_keys! {
         overlay: merge,
         into: |app, env| app.env = env,
     }
+    env_file: Vec<PathAt> {
+        read: |w, v, key, field| w.env_files(v, key, field),
+    }
     instances: Instances {
         read: |w, v, key, _| w.instances(v, key),
     }
