@@ -7,6 +7,7 @@
 //! collecting every error (not just the first) as a [`ConfigError`] with file:line:col.
 
 pub mod cron;
+pub mod diff;
 pub mod dotenv;
 pub mod error;
 pub mod listen;
