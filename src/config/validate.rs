@@ -12,7 +12,7 @@
 //!
 //! This file walks the top level; the sections have their own files: `keys` (every app
 //! key, declared once), `app` (an app's tables into layers, the merged layers into an
-//! [`super::App`]), `supervisor`, `logs`,
+//! [`super::App`]), `supervisor`, `logs`, `env_file` (the env files read and merged),
 //! `cron`, `probe` (`ready`, `health`, `http`) and `listen`, with `values` holding one
 //! reader per kind of value (durations, sizes, paths, choices, ...).
 
