@@ -54,6 +54,49 @@ fn check_prints_a_summary() {
 }
 
 #[test]
+fn a_file_that_is_not_utf8_is_reported_at_its_first_bad_byte() {
+    let sb = Sandbox::new();
+    let cfg = sb.dir.join("binary.toml");
+    std::fs::write(&cfg, b"[[app]]\nname = \"w\xc3\xa9b\xff\"\n\x00\x01").expect("write");
+    let out = check(&cfg);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.lines().next(),
+        Some(format!("{}:2:12: not UTF-8", cfg.display()).as_str()),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn env_files_are_read_and_their_bad_lines_located() {
+    let sb = Sandbox::new();
+    sb.write("good.env", "# app settings\nexport PORT=3000\n");
+    let bad = sb.write("bad.env", "OK=1\nNAME = \"x\\qy\"\n");
+    let cfg = sb.config(&kit_app("a", &["sleep"], "env_file = [\"good.env\"]"));
+    let out = check(&cfg);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let cfg = sb.config(&kit_app(
+        "a",
+        &["sleep"],
+        "env_file = [\"good.env\", \"bad.env\", \"none.env\"]",
+    ));
+    let out = check(&cfg);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        format!(
+            "cannot read env file `{}`: No such file",
+            sb.dir.join("none.env").display()
+        ),
+        format!("{}:2:10: unknown escape `\\q`", bad.display()),
+    ] {
+        assert!(err.contains(&needle), "missing `{needle}` in:\n{err}");
+    }
+}
+
+#[test]
 fn the_contract_samples_of_built_capabilities_check() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/contract");
     if !dir.exists() {
@@ -67,6 +110,7 @@ fn the_contract_samples_of_built_capabilities_check() {
         ("foundation.toml", "ok: 3 apps"),
         ("logs.toml", "ok: 3 apps"),
         ("watch.toml", "ok: 5 apps"),
+        ("live.toml", "ok: 1 app, 4 instances"),
     ] {
         let out = check(&dir.join(name));
         assert_eq!(

@@ -56,6 +56,35 @@ impl ConfigError {
             expected: None,
         }
     }
+
+    /// `FILE:LINE:COL: not UTF-8`, at the first byte of `bytes` (the contents of `file`)
+    /// that is not UTF-8; `valid_up_to` is where that byte is ([`std::str::Utf8Error`]).
+    pub fn not_utf8(file: &Path, bytes: &[u8], valid_up_to: usize) -> Self {
+        let (line, col) = utf8_error_position(bytes, valid_up_to);
+        ConfigError {
+            file: file.to_path_buf(),
+            line,
+            col,
+            key: None,
+            message: "not UTF-8".into(),
+            expected: None,
+        }
+    }
+}
+
+/// The 1-based `(line, col)` of byte `valid_up_to` of `bytes`, all of whose bytes before
+/// it are UTF-8: the column is 1 + the number of characters before it on its line.
+pub fn utf8_error_position(bytes: &[u8], valid_up_to: usize) -> (usize, usize) {
+    let end = valid_up_to.min(bytes.len());
+    // Everything before the first bad byte is UTF-8 by definition; were it not (a wrong
+    // `valid_up_to`), lossy decoding still counts one character per bad sequence.
+    let before = String::from_utf8_lossy(&bytes[..end]);
+    Locator::new(&before).position(before.len())
+}
+
+/// The text of `file` from its `bytes`, or the error at its first byte that is not UTF-8.
+pub fn decode<'b>(file: &Path, bytes: &'b [u8]) -> Result<&'b str, ConfigError> {
+    std::str::from_utf8(bytes).map_err(|e| ConfigError::not_utf8(file, bytes, e.valid_up_to()))
 }
 
 /// Every problem found in one config file, sorted by position.
@@ -85,10 +114,19 @@ impl ConfigErrors {
         self.0.is_empty()
     }
 
-    /// Sort by line, then column, so the output reads top to bottom like the file.
+    /// Sort by file (in the order each file first appears), then line, then column, so
+    /// the output reads top to bottom like each file.
     pub(crate) fn sort(&mut self) {
-        self.0
-            .sort_by(|a, b| (a.line, a.col, &a.message).cmp(&(b.line, b.col, &b.message)));
+        let mut files: Vec<PathBuf> = Vec::new();
+        for e in &self.0 {
+            if !files.contains(&e.file) {
+                files.push(e.file.clone());
+            }
+        }
+        let rank = |e: &ConfigError| files.iter().position(|f| *f == e.file);
+        self.0.sort_by(|a, b| {
+            (rank(a), a.line, a.col, &a.message).cmp(&(rank(b), b.line, b.col, &b.message))
+        });
         self.0.dedup();
     }
 }
@@ -204,6 +242,22 @@ mod tests {
         assert!(lines[1].starts_with("/etc/sup/ecosystem.toml:2:5:"));
         assert!(lines[2].starts_with("/etc/sup/ecosystem.toml:9:1:"));
         assert!(!text.ends_with('\n'));
+    }
+
+    #[test]
+    fn not_utf8_is_located_at_its_first_bad_byte() {
+        assert_eq!(utf8_error_position(b"\xff", 0), (1, 1));
+        assert_eq!(utf8_error_position(b"ab\xff", 2), (1, 3));
+        // Two lines before; `é` is one character of two bytes.
+        let bytes = b"a = 1\n\nn\xc3\xa9 = \"\xfe\"\n";
+        let e = decode(Path::new("f"), bytes).unwrap_err();
+        assert_eq!((e.line, e.col), (3, 7));
+        assert_eq!(utf8_error_position(bytes, 14), (3, 7));
+        // A line that ends right before the bad byte.
+        assert_eq!(utf8_error_position(b"x\n\x80", 2), (2, 1));
+        let e = decode(Path::new("/cfg/bin.toml"), b"ok\n\x00\x9f").unwrap_err();
+        assert_eq!(e.to_string(), "/cfg/bin.toml:2:2: not UTF-8");
+        assert_eq!(decode(Path::new("x"), "né".as_bytes()), Ok("né"));
     }
 
     #[test]

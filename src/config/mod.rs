@@ -1,12 +1,14 @@
 //! The configuration: `ecosystem.toml` parsed, validated and turned into typed values.
 //!
-//! [`load`] is the only function here that reads a file. Everything else is pure: the
+//! [`load`] is the only function here that reads files (the config file and its env
+//! files, [`dotenv`]). Everything else is pure: the
 //! parser walks TOML with byte spans ([`raw`]), units are parsed in [`units`], and
 //! [`validate`] turns the spanned tree plus an optional profile into a [`Config`],
 //! collecting every error (not just the first) as a [`ConfigError`] with file:line:col.
 
 pub mod cron;
 pub mod diff;
+pub mod dotenv;
 pub mod error;
 pub mod listen;
 pub mod probe;
@@ -56,8 +58,12 @@ pub struct App {
     pub cmd: Vec<String>,
     /// `cwd`: absolute (relative ones are resolved against the config file's directory).
     pub cwd: PathBuf,
-    /// `env`: added to supd's own environment.
+    /// `env`: added to supd's own environment. Holds the variables of the `env_file`s
+    /// too, under those of the `env` tables (an `env` variable wins).
     pub env: BTreeMap<String, String>,
+    /// `env_file`: the dotenv files read into `env`, absolute, in order (a later file's
+    /// variable wins over an earlier one's). Empty: none.
+    pub env_file: Vec<PathBuf>,
     /// `instances`: resolved count ("max" = number of CPUs).
     pub instances: u32,
     /// `restart`.
@@ -86,8 +92,8 @@ pub struct App {
     /// The memory-watch keys: `max_memory`, `memory_interval`, `memory_samples`,
     /// `memory_action`, `max_unavailable`.
     pub memory: MemorySettings,
-    /// `max_surge`: how many instances above `instances` a rolling replacement may start
-    /// (default 0). Accepted and validated; nothing acts on it yet.
+    /// `max_surge`: during a rolling replacement, how many new instances may start before
+    /// old ones are stopped, above `instances` (default 1; 0 = stop an old one first).
     pub max_surge: u32,
     /// The cron keys: `cron_restart`, `cron_tz`, `cron_overlap`. `None`: no
     /// `cron_restart`, nothing is restarted on a schedule (default).
@@ -325,12 +331,17 @@ pub fn default_path() -> Option<&'static Path> {
         .find(|path| path.exists())
 }
 
-/// Read, parse and validate `path` with `profile` applied. `cpus` resolves `"max"`.
-/// Every problem in the file is returned at once.
+/// Read, parse and validate `path` with `profile` applied, reading the apps' env files.
+/// `cpus` resolves `"max"`. Every problem in the file (and its env files) is returned at
+/// once.
 pub fn load(path: &Path, profile: Option<&str>, cpus: u32) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigErrors::single(ConfigError::io(path, &e)))?;
-    validate::validate(path, &text, profile, cpus, &|p: &Path| p.is_dir())
+    let bytes = std::fs::read(path).map_err(|e| ConfigErrors::single(ConfigError::io(path, &e)))?;
+    let text = error::decode(path, &bytes).map_err(ConfigErrors::single)?;
+    let files = validate::Files {
+        is_dir: &|p: &Path| p.is_dir(),
+        read: &|p: &Path| std::fs::read(p),
+    };
+    validate::validate_with(path, text, profile, cpus, &files)
 }
 
 /// Shared test fixture: an app with the documented defaults, as the config layer gives

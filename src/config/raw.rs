@@ -142,6 +142,8 @@ pub(crate) struct Sink<'t> {
     file: PathBuf,
     at: Locator<'t>,
     errors: Vec<ConfigError>,
+    /// Errors located in other files (env files), listed after the config file's.
+    elsewhere: Vec<ConfigError>,
 }
 
 impl<'t> Sink<'t> {
@@ -151,6 +153,7 @@ impl<'t> Sink<'t> {
             file: file.to_path_buf(),
             at: Locator::new(text),
             errors: Vec::new(),
+            elsewhere: Vec::new(),
         }
     }
 
@@ -216,13 +219,20 @@ impl<'t> Sink<'t> {
         }
     }
 
-    /// True once any error was recorded.
-    pub(crate) fn has_errors(&self) -> bool {
-        !self.errors.is_empty()
+    /// Record an error located in another file than the config file (an env file's line).
+    pub(crate) fn error_elsewhere(&mut self, e: ConfigError) {
+        self.elsewhere.push(e);
     }
 
-    /// The errors, sorted by position.
-    pub(crate) fn finish(self) -> ConfigErrors {
+    /// True once any error was recorded.
+    pub(crate) fn has_errors(&self) -> bool {
+        !self.errors.is_empty() || !self.elsewhere.is_empty()
+    }
+
+    /// The errors, sorted by position: the config file's, then those of each other file
+    /// in the order they were first reported.
+    pub(crate) fn finish(mut self) -> ConfigErrors {
+        self.errors.append(&mut self.elsewhere);
         let mut all = ConfigErrors(self.errors);
         all.sort();
         all

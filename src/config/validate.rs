@@ -5,13 +5,14 @@
 //! then the selected `[app.profile.NAME]`. A higher layer replaces a key; `env` tables are
 //! merged key by key instead, the higher layer winning per variable.
 //!
-//! Reads no file. [`validate`] asks the effective user id (for the default `log_dir`) and,
-//! for a relative config path, the current directory; whether a `cwd` exists is asked
-//! through the caller's `is_dir`, so tests need no file system.
+//! Reads no file itself. [`validate`] asks the effective user id (for the default
+//! `log_dir`) and, for a relative config path, the current directory; whether a `cwd`
+//! exists and what an `env_file` holds are asked through the caller's [`Files`], so tests
+//! need no file system.
 //!
 //! This file walks the top level; the sections have their own files: `keys` (every app
 //! key, declared once), `app` (an app's tables into layers, the merged layers into an
-//! [`super::App`]), `supervisor`, `logs`,
+//! [`super::App`]), `supervisor`, `logs`, `env_file` (the env files read and merged),
 //! `cron`, `probe` (`ready`, `health`, `http`) and `listen`, with `values` holding one
 //! reader per kind of value (durations, sizes, paths, choices, ...).
 
@@ -27,6 +28,7 @@ use super::{Config, ConfigErrors};
 
 mod app;
 mod cron;
+mod env_file;
 mod keys;
 mod listen;
 mod logs;
@@ -35,9 +37,10 @@ mod supervisor;
 mod values;
 
 pub use app::{
-    DEFAULT_ERRORED_RETRY, DEFAULT_KILL_TIMEOUT, DEFAULT_MAX_RESTARTS, DEFAULT_MIN_UPTIME,
-    DEFAULT_RESTART_DELAY,
+    DEFAULT_ERRORED_RETRY, DEFAULT_KILL_TIMEOUT, DEFAULT_MAX_RESTARTS, DEFAULT_MAX_SURGE,
+    DEFAULT_MIN_UPTIME, DEFAULT_RESTART_DELAY,
 };
+pub(crate) use keys::app_changes;
 pub use keys::APP_KEYS;
 pub use logs::{MAX_LOG_MAX_LINE, MAX_LOG_RETAIN, MIN_LOG_MAX_LINE, MIN_LOG_MAX_SIZE};
 pub use probe::{HEALTH_KEYS, READY_KEYS};
@@ -46,8 +49,24 @@ pub use supervisor::{DEFAULT_SHUTDOWN_TIMEOUT, ROOT_LOG_DIR};
 use app::Section;
 use keys::Layer;
 
+/// What validation asks of the file system, so that it can run on none.
+#[derive(Clone, Copy)]
+pub struct Files<'a> {
+    /// Whether a `cwd` exists and is a directory.
+    pub is_dir: &'a dyn Fn(&Path) -> bool,
+    /// The bytes of an `env_file`.
+    pub read: &'a dyn Fn(&Path) -> std::io::Result<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Files<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Files")
+    }
+}
+
 /// Validate the text of the config file `path` with `profile` applied, resolving
-/// `instances = "max"` to `cpus`. `is_dir` answers whether a `cwd` exists.
+/// `instances = "max"` to `cpus`. `is_dir` answers whether a `cwd` exists; no env file
+/// can be read (an `env_file` is reported unreadable): [`validate_with`] reads them.
 ///
 /// Returns every error of the file, sorted by position. A TOML syntax error stops before
 /// validation, since the tree it leaves is partial; all syntax errors are still reported.
@@ -58,8 +77,35 @@ pub fn validate(
     cpus: u32,
     is_dir: &dyn Fn(&Path) -> bool,
 ) -> Result<Config, ConfigErrors> {
+    let read = |_: &Path| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "env files are not read here",
+        ))
+    };
+    validate_with(
+        path,
+        text,
+        profile,
+        cpus,
+        &Files {
+            is_dir,
+            read: &read,
+        },
+    )
+}
+
+/// [`validate`] with env files read through `files.read`: their variables go under each
+/// app's `env`, and their errors are reported at their own `ENVFILE:LINE:COL`.
+pub fn validate_with(
+    path: &Path,
+    text: &str,
+    profile: Option<&str>,
+    cpus: u32,
+    files: &Files<'_>,
+) -> Result<Config, ConfigErrors> {
     let root = nix::unistd::geteuid().is_root();
-    validate_as(path, text, profile, cpus, is_dir, root)
+    validate_as(path, text, profile, cpus, files, root)
 }
 
 /// `ok: 3 apps, 6 instances`: the one-line summary `supd --check` prints.
@@ -84,7 +130,7 @@ fn validate_as(
     text: &str,
     profile: Option<&str>,
     cpus: u32,
-    is_dir: &dyn Fn(&Path) -> bool,
+    files: &Files<'_>,
     root: bool,
 ) -> Result<Config, ConfigErrors> {
     let mut sink = Sink::new(path, text);
@@ -146,7 +192,7 @@ fn validate_as(
             .listen
             .as_ref()
             .map(|l| (l.span.clone(), l.key.clone()));
-        if let Some(built) = w.build(app, merged, cpus, is_dir) {
+        if let Some(built) = w.build(app, merged, cpus, files) {
             let (span, key) = match (log_file, &app.name) {
                 (Some(f), _) => (f.span, f.key),
                 (None, Some(name)) => (name.span(), format!("{}.name", app.key)),

@@ -64,7 +64,8 @@ impl H {
             &|_| true,
         )
         .unwrap_or_else(|e| panic!("test config: {e}"));
-        let mut h = H::new(config.apps);
+        let mut h = H::new(Vec::new());
+        h.state = State::new(&config, 41, "0.1.0");
         h.send(Event::Boot);
         h
     }

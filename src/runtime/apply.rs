@@ -78,6 +78,12 @@ impl Runtime {
         if ask != Ask::Apply {
             return Ok(plan);
         }
+        if self.state.shutdown.is_some() {
+            return Err(ErrorBody {
+                kind: ErrorKind::ShuttingDown,
+                message: "supd is shutting down".into(),
+            });
+        }
         if !plan.refused().is_empty() {
             return Err(ErrorBody {
                 kind: ErrorKind::BadConfig,
@@ -88,6 +94,13 @@ impl Runtime {
             .map_err(|message| ErrorBody {
                 kind: ErrorKind::BadConfig,
                 message: format!("{message}; nothing changed"),
+            })?;
+        // Dropping `listeners` on failure closes what was bound for this apply only.
+        self.logs
+            .configure(crate::logs::AppLog::all(&plan.config))
+            .map_err(|e| ErrorBody {
+                kind: ErrorKind::LogIo,
+                message: format!("cannot open the new log files: {e}; nothing changed"),
             })?;
         self.listeners = listeners;
         for path in gone {

@@ -4,14 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
-use std::path::Path;
 use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::keys::{Layer, Written, APP_KEYS, LAYER_KEYS};
-use super::{Key, Value, Walker};
+use super::{Files, Key, Value, Walker};
 use crate::config::raw::suggest;
 use crate::config::units::Instances;
 use crate::config::{App, LogSettings, MemorySettings, RestartMode, Signal};
@@ -26,6 +25,8 @@ pub const DEFAULT_MIN_UPTIME: Duration = Duration::from_secs(1);
 pub const DEFAULT_ERRORED_RETRY: Duration = Duration::from_secs(5 * 60);
 /// `kill_timeout` when the file sets none.
 pub const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
+/// `max_surge` when the file sets none: one new instance starts before an old one stops.
+pub const DEFAULT_MAX_SURGE: u32 = 1;
 
 /// Which table a [`Layer`] comes from; they differ only in which keys they may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,11 +310,11 @@ impl Walker<'_> {
         app: &RawApp,
         mut merged: Layer,
         cpus: u32,
-        is_dir: &dyn Fn(&Path) -> bool,
+        files: &Files<'_>,
     ) -> Option<App> {
         let cwd = match merged.cwd.take() {
             Some(c) => {
-                if !is_dir(&c.path) {
+                if !(files.is_dir)(&c.path) {
                     self.sink.error(
                         c.span,
                         Some(&c.key),
@@ -352,6 +353,8 @@ impl Walker<'_> {
             merged.cron_overlap.take(),
         );
         let instances = merged.instances.take().unwrap_or(Instances::Count(1));
+        let (env_file, file_env) =
+            self.read_env_files(merged.env_file.take().unwrap_or_default(), files);
         let (name, cmd) = (app.name.as_ref()?, cmd?);
         // The built-in defaults, the lowest layer: what the merged layers set replaces them.
         let mut built = App {
@@ -359,6 +362,7 @@ impl Walker<'_> {
             cmd,
             cwd,
             env: BTreeMap::new(),
+            env_file,
             instances: instances.resolve(cpus),
             restart: RestartMode::Always,
             restart_delay: DEFAULT_RESTART_DELAY,
@@ -372,13 +376,17 @@ impl Walker<'_> {
             group: None,
             log: LogSettings::default(),
             memory: MemorySettings::default(),
-            max_surge: 0,
+            max_surge: DEFAULT_MAX_SURGE,
             cron,
             ready: None,
             health: None,
             listen: Vec::new(),
         };
         merged.apply(&mut built);
+        // Under `env`, whichever layer that came from.
+        for (name, value) in file_env {
+            built.env.entry(name).or_insert(value);
+        }
         Some(built)
     }
 }

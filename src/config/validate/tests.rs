@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{summary, validate_as};
+use super::{summary, validate_as, Files};
 use crate::config::raw::{APP_KEYS, SUPERVISOR_KEYS};
 use crate::config::units::DURATION_EXPECTED;
 use crate::config::{App, Config, ConfigErrors, LogSettings, MemorySettings, RestartMode};
 use crate::config::{Signal, Supervisor};
 
+mod env_file;
 mod logs;
 mod probe;
 mod watch;
@@ -23,8 +24,27 @@ fn is_dir(p: &Path) -> bool {
         .any(|d| p == Path::new(d))
 }
 
+/// The env files the tests may name; any other path does not exist.
+fn read(p: &Path) -> std::io::Result<Vec<u8>> {
+    let bytes: &[u8] = match p.to_str().unwrap_or_default() {
+        "/cfg/.env" => b"# shared\nA=from file\nB=from file\n",
+        "/cfg/local.env" => b"B=from local\nC=from local\n",
+        "/cfg/secret.env" => b"export TOKEN='s3cr3t'\n",
+        "/cfg/bad.env" => b"OK=1\n1X=2\n  Y = 'open\n",
+        "/cfg/binary.env" => b"A=1\nB=\xff\n",
+        "/cfg/web" => return Err(std::io::Error::from_raw_os_error(libc::EISDIR)),
+        _ => return Err(std::io::Error::from_raw_os_error(libc::ENOENT)),
+    };
+    Ok(bytes.to_vec())
+}
+
+const FILES: Files<'static> = Files {
+    is_dir: &is_dir,
+    read: &read,
+};
+
 fn check_with(text: &str, profile: Option<&str>) -> Result<Config, ConfigErrors> {
-    validate_as(Path::new(FILE), text, profile, 4, &is_dir, false)
+    validate_as(Path::new(FILE), text, profile, 4, &FILES, false)
 }
 
 fn check(text: &str) -> Result<Config, ConfigErrors> {
@@ -73,6 +93,7 @@ fn minimal_app_gets_every_default() {
             cmd: vec!["node".into(), "server.js".into()],
             cwd: PathBuf::from("/cfg"),
             env: BTreeMap::new(),
+            env_file: Vec::new(),
             instances: 1,
             restart: RestartMode::Always,
             restart_delay: Duration::from_millis(100),
@@ -86,7 +107,7 @@ fn minimal_app_gets_every_default() {
             group: None,
             log: LogSettings::default(),
             memory: MemorySettings::default(),
-            max_surge: 0,
+            max_surge: 1,
             cron: None,
             ready: None,
             health: None,
@@ -97,7 +118,7 @@ fn minimal_app_gets_every_default() {
 
 #[test]
 fn root_logs_to_var_log() {
-    let config = validate_as(Path::new(FILE), "", None, 1, &is_dir, true).unwrap();
+    let config = validate_as(Path::new(FILE), "", None, 1, &FILES, true).unwrap();
     assert_eq!(config.supervisor.log_dir, PathBuf::from("/var/log/sup"));
 }
 
@@ -191,7 +212,7 @@ fn each_error_kind() {
         ),
         (
             "[[app]]\nname = \"a\"\ncmd = \"x\"\nmemory = \"5M\"\n",
-            "4:1: unknown field `memory` (expected one of `name`, `cmd`, `cwd`, `env`, \
+            "4:1: unknown field `memory` (expected one of `name`, `cmd`, `cwd`, `env`, `env_file`, \
              `instances`, `restart`, `restart_delay`, `max_restarts`, `min_uptime`, \
              `errored_retry`, `stop_signal`, `kill_timeout`, `autostart`, `user`, \
              `group`, `log_format`, `log_json`, `log_max_line`, `log_split`, `log_file`, \
@@ -824,7 +845,7 @@ group = "nogroup"
 
 #[test]
 fn the_contract_file_validates() {
-    let config = validate_as(Path::new(FILE), FOUNDATION, None, 8, &is_dir, false).unwrap();
+    let config = validate_as(Path::new(FILE), FOUNDATION, None, 8, &FILES, false).unwrap();
     assert_eq!(summary(&config), "ok: 3 apps, 11 instances");
     assert_eq!(
         config.supervisor,
@@ -886,19 +907,23 @@ fn keys_tables_match_the_fields_read() {
 
 #[test]
 fn max_surge_is_read_and_layered() {
-    let text = "[defaults]\nmax_surge = 1\n\
+    let text = "[defaults]\nmax_surge = 2\n\
                 [[app]]\nname = \"a\"\ncmd = \"x\"\n\
                 [[app]]\nname = \"b\"\ncmd = \"x\"\nmax_surge = 0\n\
                 [app.profile.prod]\nmax_surge = 3\n";
     let config = check(text).unwrap();
-    assert_eq!(config.apps[0].max_surge, 1, "from [defaults]");
+    assert_eq!(config.apps[0].max_surge, 2, "from [defaults]");
     assert_eq!(
         config.apps[1].max_surge, 0,
         "the app's own value beats [defaults]"
     );
     let prod = check_with(text, Some("prod")).unwrap();
     assert_eq!(prod.apps[1].max_surge, 3, "the profile's");
-    assert_eq!(app("[[app]]\nname = \"a\"\ncmd = \"x\"\n").max_surge, 0);
+    assert_eq!(
+        app("[[app]]\nname = \"a\"\ncmd = \"x\"\n").max_surge,
+        1,
+        "the built-in default"
+    );
     assert_eq!(
         errors("[[app]]\nname = \"a\"\ncmd = \"x\"\nmax_surge = -1\n"),
         ["4:13: `max_surge` cannot be negative, found -1 (expected a non-negative integer)"]

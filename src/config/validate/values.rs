@@ -119,6 +119,48 @@ impl Walker<'_> {
         })
     }
 
+    /// `env_file`: a path or an array of paths (`[]` clears a lower layer's list).
+    pub(super) fn env_files(
+        &mut self,
+        value: &Value<'_>,
+        key: &str,
+        field: &str,
+    ) -> Option<Vec<PathAt>> {
+        const EXPECTED: &str = "a path, or an array of paths like [\".env\", \"local.env\"]";
+        match value.get_ref() {
+            DeValue::String(_) => self.path_at(value, key, field).map(|p| vec![p]),
+            DeValue::Array(items) => {
+                let mut ok = true;
+                let mut all = Vec::with_capacity(items.len());
+                for item in items.iter() {
+                    match item.get_ref() {
+                        DeValue::String(_) => match self.path_at(item, key, field) {
+                            Some(p) => all.push(p),
+                            None => ok = false,
+                        },
+                        other => {
+                            self.sink.error(
+                                item.span(),
+                                Some(key),
+                                format!(
+                                    "invalid type for a `{field}` element: found {}",
+                                    type_name(other)
+                                ),
+                                Some("a path"),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                ok.then_some(all)
+            }
+            _ => {
+                self.sink.wrong_type(value, key, field, EXPECTED);
+                None
+            }
+        }
+    }
+
     pub(super) fn env(&mut self, value: &Value<'_>, key: &str) -> Option<BTreeMap<String, String>> {
         let DeValue::Table(table) = value.get_ref() else {
             self.sink.wrong_type(
