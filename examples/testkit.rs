@@ -46,7 +46,8 @@
 //! |                           | answers every HTTP request 200, or 503 while `GATE.sick`      |
 //! |                           | exists                                                        |
 //! | `accept`                  | `listen-ready ... fds=N pid_match=B names=X` from `LISTEN_*`, |
-//! |                           | then answers each connection on fd 3 with its pid and a newline |
+//! |                           | then answers each connection on fd 3 with its pid and a newline; |
+//! |                           | SIGTERM ends it between two connections (a graceful server)   |
 //!
 //! A bad invocation prints a usage line on stderr and exits 2. The process is
 //! single-threaded on purpose: that is what makes `fork` without `exec` sound here.
@@ -149,6 +150,13 @@ fn notify(gate: &str) -> ! {
 fn accept() -> ! {
     let var = |name: &str| env::var(name).unwrap_or_default();
     let pid_match = var("LISTEN_PID") == getpid().to_string();
+    // A graceful server: SIGTERM stops it between two connections, never inside one, so
+    // a stop loses no request. The signal is taken through a signalfd beside the socket.
+    let mut term = SigSet::empty();
+    term.add(Signal::SIGTERM);
+    term.thread_block().expect("testkit: cannot block SIGTERM");
+    let signals =
+        nix::sys::signalfd::SignalFd::new(&term).expect("testkit: cannot make a signalfd");
     say(
         "listen-ready",
         &format!(
@@ -164,11 +172,32 @@ fn accept() -> ! {
     // SAFETY: LISTEN_FDS=1 says fd 3 is the listening socket supd passed; nothing else in
     // this process owns it.
     let listener = unsafe { std::net::TcpListener::from_raw_fd(3) };
+    // Every instance polls before it accepts; non-blocking, one that lost the race for a
+    // connection goes back to waiting (and can see SIGTERM) instead of blocking in accept.
+    listener
+        .set_nonblocking(true)
+        .expect("testkit: cannot make the socket non-blocking");
     let pid = getpid();
-    for mut stream in listener.incoming().flatten() {
-        let _ = stream.write_all(format!("{pid}\n").as_bytes());
+    loop {
+        let mut fds = [
+            nix::poll::PollFd::new(listener.as_fd(), nix::poll::PollFlags::POLLIN),
+            nix::poll::PollFd::new(signals.as_fd(), nix::poll::PollFlags::POLLIN),
+        ];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => usage(&format!("poll: {e}")),
+        }
+        let ready = |fd: &nix::poll::PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+        if ready(&fds[1]) {
+            exit(0);
+        }
+        if ready(&fds[0]) {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.write_all(format!("{pid}\n").as_bytes());
+            }
+        }
     }
-    exit(0)
 }
 
 /// `serve PORT GATE`: a tiny HTTP server for readiness and health probes.

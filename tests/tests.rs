@@ -6,6 +6,7 @@ mod support;
 mod config;
 mod control;
 mod lifecycle;
+mod live;
 mod logs;
 mod packaging;
 mod pid1;

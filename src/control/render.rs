@@ -45,6 +45,24 @@ pub fn status_table(status: &Status) -> String {
             if let Some(text) = &instance.status_text {
                 notes.push(format!("{}:{} says: {text}\n", app.name, instance.index));
             }
+            if let Some(old) = &instance.old {
+                notes.push(format!(
+                    "{}:{} replaces pid {} ({})\n",
+                    app.name,
+                    instance.index,
+                    old.pid,
+                    match old.state {
+                        StateName::Online => "still serving until this one is ready",
+                        _ => "stopping",
+                    }
+                ));
+            }
+            if instance.outdated {
+                notes.push(format!(
+                    "{}:{} runs older settings (a rollout stopped; `supctl apply` retries)\n",
+                    app.name, instance.index
+                ));
+            }
             if let Some(exit) = ended_how(instance) {
                 notes.push(format!(
                     "{}:{} last exit: {exit}\n",
@@ -451,6 +469,74 @@ worker:1 last exit: spawn failed: No such file or directory: ./worker
 migrate:0 last exit: exit 0
 "
         );
+    }
+
+    #[test]
+    fn a_replacement_names_the_process_it_replaces() {
+        let starting = InstanceStatus {
+            pid: Some(7001),
+            old: Some(crate::control::proto::OldStatus {
+                pid: 5123,
+                state: StateName::Online,
+            }),
+            outdated: false,
+            ..instance(0, StateName::Starting)
+        };
+        let outdated = InstanceStatus {
+            outdated: true,
+            ..online(1, 5124)
+        };
+        let text = status_table(&status(vec![app("web", vec![starting, outdated])]));
+        assert!(
+            text.contains("web:0 replaces pid 5123 (still serving until this one is ready)\n"),
+            "{text}"
+        );
+        assert!(text.contains("web:1 runs older settings"), "{text}");
+    }
+
+    #[test]
+    fn plans_read_as_changes_then_steps() {
+        let key = |k: &str, old: Option<&str>, new: Option<&str>, needs: &str| KeyChange {
+            key: k.into(),
+            old: old.map(Into::into),
+            new: new.map(Into::into),
+            needs: needs.into(),
+        };
+        let app = |name: &str, change: &str, keys| crate::control::proto::AppPlan {
+            name: name.into(),
+            change: change.into(),
+            keys,
+            outdated: 0,
+            roll: 0,
+            scale: None,
+        };
+        let p = Plan {
+            config: "/etc/sup/ecosystem.toml".into(),
+            changed: true,
+            apps: vec![
+                app(
+                    "web",
+                    "changed",
+                    vec![key("env.DB_PASSWORD", Some("***"), Some("***"), "restart")],
+                ),
+                app("api", "added", vec![]),
+                app("old", "removed", vec![]),
+            ],
+            supervisor: vec![],
+            refused: vec![],
+            steps: vec!["start api (1 instance)".into()],
+        };
+        assert_eq!(
+            plan(&p, false),
+            "~ web (changed)\n    env.DB_PASSWORD: *** → ***  (restart)\n+ api (added)\n\
+             - old (removed)\nan apply would:\n  1. start api (1 instance)\n"
+        );
+        assert!(plan(&p, true).starts_with("applied /etc/sup/ecosystem.toml:\n"));
+        let same = Plan {
+            changed: false,
+            ..Plan::default()
+        };
+        assert!(plan(&same, false).starts_with("no differences"));
     }
 
     #[test]
