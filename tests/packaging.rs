@@ -64,6 +64,11 @@ fn the_systemd_unit_fits_supd() {
         Some("/usr/bin/supd -c /etc/sup/ecosystem.toml")
     );
     assert_eq!(
+        unit_value(&unit, "ExecReload"),
+        Some("/usr/bin/supctl apply"),
+        "`systemctl reload` applies the file and fails on a bad one"
+    );
+    assert_eq!(
         unit_value(&unit, "RuntimeDirectory"),
         Some("sup"),
         "/run/sup: the socket"
@@ -78,7 +83,10 @@ fn the_systemd_unit_fits_supd() {
         Some(analyze) => {
             // verify wants the program to exist: point it at the binary under test.
             let sb = Sandbox::new();
-            let copy = sb.write("supd.service", &unit.replace("/usr/bin/supd", SUPD));
+            let unit = unit
+                .replace("/usr/bin/supctl", SUPCTL)
+                .replace("/usr/bin/supd", SUPD);
+            let copy = sb.write("supd.service", &unit);
             let out = Command::new(analyze)
                 .arg("verify")
                 .arg(&copy)
