@@ -243,14 +243,15 @@ pub fn is_secret(name: &str) -> bool {
 }
 
 /// A duration as the config would write it, exactly: `100ms`, `5s`, `1.5s`, `1m30s`,
-/// `2h`, `1d`, `1s250ms` (the short forms of `human::duration` where they are exact).
+/// `2h`, `1d`, `1s250ms`: exact, and what `parse_duration` reads back.
 pub(crate) fn duration(d: Duration) -> String {
     if d.subsec_nanos() % 1_000_000 != 0 {
         return format!("{d:?}");
     }
+    // Always in the file's own syntax, so a value can be copied back into it.
     let ms = d.as_millis();
-    if ms < 1000 || (ms < 60_000 && ms % 100 == 0) {
-        return crate::human::duration(d);
+    if ms == 0 {
+        return "0ms".to_string();
     }
     let mut out = String::new();
     let mut rest = ms;

@@ -216,7 +216,7 @@ fn values_are_shown_as_written() {
         shown("cmd", "\"node server.js\""),
         (s("[\"x\"]"), s("[\"node\", \"server.js\"]"))
     );
-    assert_eq!(shown("kill_timeout", "\"1500ms\""), (s("5s"), s("1.5s")));
+    assert_eq!(shown("kill_timeout", "\"1500ms\""), (s("5s"), s("1s500ms")));
     assert_eq!(shown("restart_delay", "\"90s\""), (s("100ms"), s("1m30s")));
     assert_eq!(shown("errored_retry", "\"1h\""), (s("5m"), s("1h")));
     assert_eq!(shown("max_memory", "\"300M\""), (None, s("300M")));
@@ -477,7 +477,7 @@ fn durations_are_exact() {
         (Duration::from_millis(100), "100ms"),
         (Duration::from_millis(999), "999ms"),
         (Duration::from_secs(5), "5s"),
-        (Duration::from_millis(1500), "1.5s"),
+        (Duration::from_millis(1500), "1s500ms"),
         (Duration::from_millis(1550), "1s550ms"),
         (Duration::from_secs(90), "1m30s"),
         (Duration::from_secs(300), "5m"),
@@ -487,6 +487,10 @@ fn durations_are_exact() {
     ];
     for (d, want) in cases {
         assert_eq!(duration(d), want, "{d:?}");
+        if d.subsec_nanos() % 1_000_000 == 0 {
+            let back = crate::config::units::parse_duration(want).expect("reads back");
+            assert_eq!(back, d, "{want} can be copied into the file");
+        }
     }
 }
 
