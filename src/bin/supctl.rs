@@ -72,8 +72,9 @@ enum Verb {
         #[arg(value_name = "APP")]
         app: String,
     },
-    /// Replace the running instances of APP one at a time (`max_unavailable`), each
-    /// replacement ready before the next goes down: a restart without downtime
+    /// Replace the running instances of APP one at a time without downtime: a new one
+    /// starts beside each old one (`max_surge`), which stops once the new one is ready
+    /// (with `max_surge = 0`: stop first, `max_unavailable` at a time)
     Reload {
         #[arg(value_name = "APP")]
         app: String,
@@ -311,7 +312,13 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         | Verb::Reload { .. }
         | Verb::Scale { .. }
         | Verb::Signal { .. } => match reply.data_as::<ActionResult>() {
-            Ok(result) => render::action_summary(verb, &result),
+            Ok(result) => {
+                let verb = match cli.verb {
+                    Verb::Signal { group: true, .. } => "signal --group",
+                    _ => verb,
+                };
+                render::action_summary(verb, &result)
+            }
             Err(err) => return Ok(bad_data(cli, &path, err)),
         },
         Verb::Shutdown => "every app stopped; supd is exiting\n".to_owned(),
@@ -323,10 +330,18 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_DAEMON_ERROR));
         }
         Verb::Health => "healthy\n".to_owned(),
-        Verb::Diff { .. } => render::plan(plan.as_ref().unwrap_or(&Plan::default()), false),
-        Verb::Apply { dry_run } => {
-            render::plan(plan.as_ref().unwrap_or(&Plan::default()), !dry_run)
-        }
+        Verb::Diff { .. } => render::plan(
+            plan.as_ref().unwrap_or(&Plan::default()),
+            render::PlanReply::Diff,
+        ),
+        Verb::Apply { dry_run } => render::plan(
+            plan.as_ref().unwrap_or(&Plan::default()),
+            if *dry_run {
+                render::PlanReply::DryRun
+            } else {
+                render::PlanReply::Applied
+            },
+        ),
         Verb::Flush { .. } => match reply.data_as::<Flushed>() {
             Ok(flushed) => format!("flushed the logs of {}\n", flushed.flushed.join(", ")),
             Err(err) => return Ok(bad_data(cli, &path, err)),

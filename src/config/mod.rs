@@ -111,6 +111,38 @@ impl App {
     pub fn ready_check(&self) -> Option<&Check> {
         self.ready.as_ref().map(|r| &r.check)
     }
+
+    /// How many new instances a rollout starts beside old ones: `max_surge`, but 0 (stop
+    /// first) when the ready check is an `http` or `tcp` probe, which the old instance
+    /// would answer as well as the new one: it could not tell the new one is ready.
+    pub fn rollout_surge(&self) -> u32 {
+        match self.ready_check() {
+            Some(Check::Http(_) | Check::Tcp(_)) => 0,
+            _ => self.max_surge,
+        }
+    }
+
+    /// The `tcp://` listen address a `http`/`tcp` ready check probes, if it probes one:
+    /// any instance answers there, so such a check says nothing about a new one.
+    pub fn ready_on_own_listen(&self) -> Option<String> {
+        let target = match self.ready_check()? {
+            Check::Http(http) => http.address.as_str(),
+            Check::Tcp(address) => address.as_str(),
+            _ => return None,
+        };
+        let (host, port) = target.rsplit_once(':')?;
+        let port: u16 = port.parse().ok()?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.listen.iter().find_map(|listen| match listen {
+            listen::Listen::Tcp(addr) if addr.port() == port => {
+                let same = addr.ip().is_unspecified()
+                    || host == "localhost"
+                    || host.parse::<std::net::IpAddr>().ok() == Some(addr.ip());
+                same.then(|| format!("tcp://{addr}"))
+            }
+            _ => None,
+        })
+    }
 }
 
 /// The memory-watch keys of an app. [`Default`] gives the documented defaults: no limit,

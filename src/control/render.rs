@@ -59,7 +59,7 @@ pub fn status_table(status: &Status) -> String {
             }
             if instance.outdated {
                 notes.push(format!(
-                    "{}:{} runs older settings (a rollout stopped; `supctl apply` retries)\n",
+                    "{}:{} runs older settings than its app's (`supctl apply` replaces it)\n",
                     app.name, instance.index
                 ));
             }
@@ -226,14 +226,27 @@ fn past_tense(verb: &str) -> String {
         "start" | "restart" | "reload" => format!("{verb}ed"),
         "scale" => "scaled".to_owned(),
         "signal" => "signalled".to_owned(),
+        "signal --group" => "signalled the process groups of".to_owned(),
         other => other.to_owned(),
     }
 }
 
+/// Which reply a [`Plan`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanReply {
+    /// `diff`: the differences only.
+    Diff,
+    /// `apply --dry-run`: and what an apply would do.
+    DryRun,
+    /// `apply`: what was done.
+    Applied,
+}
+
 /// A [`Plan`] for people: each app that differs and how (`+` added, `-` removed, `~`
-/// changed, with its keys old → new), then the steps of an apply in order. `applied`: it
-/// was carried out (the reply of `apply`), else it is what would be done.
-pub fn plan(plan: &Plan, applied: bool) -> String {
+/// changed, with its keys old → new), then (but for `diff`) the steps of an apply in
+/// order.
+pub fn plan(plan: &Plan, reply: PlanReply) -> String {
+    let applied = reply == PlanReply::Applied;
     let mut out = String::new();
     if !plan.changed {
         let what = if applied {
@@ -268,7 +281,7 @@ pub fn plan(plan: &Plan, applied: bool) -> String {
         }
         if app.outdated > 0 {
             out.push_str(&format!(
-                "    {} still run older settings (a rollout stopped)\n",
+                "    {} still run older settings (not replaced yet)\n",
                 count(app.outdated, "instance")
             ));
         }
@@ -282,7 +295,7 @@ pub fn plan(plan: &Plan, applied: bool) -> String {
     for refused in &plan.refused {
         out.push_str(&format!("refused: {refused}\n"));
     }
-    if !plan.steps.is_empty() {
+    if !plan.steps.is_empty() && reply != PlanReply::Diff {
         out.push_str(if applied {
             "done:\n"
         } else {
@@ -527,16 +540,17 @@ migrate:0 last exit: exit 0
             steps: vec!["start api (1 instance)".into()],
         };
         assert_eq!(
-            plan(&p, false),
+            plan(&p, PlanReply::DryRun),
             "~ web (changed)\n    env.DB_PASSWORD: *** → ***  (restart)\n+ api (added)\n\
              - old (removed)\nan apply would:\n  1. start api (1 instance)\n"
         );
-        assert!(plan(&p, true).starts_with("applied /etc/sup/ecosystem.toml:\n"));
+        assert!(!plan(&p, PlanReply::Diff).contains("would"));
+        assert!(plan(&p, PlanReply::Applied).starts_with("applied /etc/sup/ecosystem.toml:\n"));
         let same = Plan {
             changed: false,
             ..Plan::default()
         };
-        assert!(plan(&same, false).starts_with("no differences"));
+        assert!(plan(&same, PlanReply::Diff).starts_with("no differences"));
     }
 
     #[test]

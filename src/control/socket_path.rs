@@ -73,14 +73,54 @@ pub fn socket_from_config_file(path: &Path) -> Option<PathBuf> {
 }
 
 fn socket_from_config_text(text: &str) -> Option<PathBuf> {
-    let table: toml::Table = text.parse().ok()?;
-    let socket = table.get("supervisor")?.get("socket")?.as_str()?;
+    let socket = match text.parse::<toml::Table>() {
+        Ok(table) => table
+            .get("supervisor")?
+            .get("socket")?
+            .as_str()?
+            .to_string(),
+        // A file being edited may not parse; `supctl apply` must still reach supd to be
+        // told what is wrong with it. A plain `socket = "..."` line is enough.
+        Err(_) => socket_line(text)?,
+    };
     (!socket.is_empty()).then(|| PathBuf::from(socket))
+}
+
+/// `socket = "PATH"` in the `[supervisor]` table of a file that is not valid TOML.
+fn socket_line(text: &str) -> Option<String> {
+    let mut section = "";
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+            continue;
+        }
+        if section != "[supervisor]" {
+            continue;
+        }
+        let Some(value) = line.strip_prefix("socket").map(str::trim_start) else {
+            continue;
+        };
+        let value = value.strip_prefix('=')?.trim_start().strip_prefix('"')?;
+        let end = value.find('"')?;
+        return Some(value[..end].to_string());
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_socket_of_a_file_that_does_not_parse_is_still_found() {
+        let broken = "[supervisor]\nsocket = \"run/s.sock\" # here\n[[app]\nname = 1\n";
+        assert_eq!(
+            socket_from_config_text(broken),
+            Some(PathBuf::from("run/s.sock"))
+        );
+        let elsewhere = "[other]\nsocket = \"x\"\n[[app]\n";
+        assert_eq!(socket_from_config_text(elsewhere), None);
+    }
 
     /// flag, $SUP_SOCKET, config socket, $XDG_RUNTIME_DIR, uid → expected path.
     type Case<'a> = (

@@ -138,13 +138,13 @@ impl Plan {
             }
         }
         for app in of(|s| matches!(s, Step::Remove { .. })) {
-            if let Step::Remove { instances } = app.step {
-                steps.push(format!(
-                    "stop {} ({}) and remove it",
-                    app.name,
-                    plural(instances)
-                ));
-            }
+            steps.push(match app.step {
+                Step::Remove { instances: 0 } => format!("remove {} (not running)", app.name),
+                Step::Remove { instances } => {
+                    format!("stop {} ({}) and remove it", app.name, plural(instances))
+                }
+                _ => continue,
+            });
         }
         steps
     }
@@ -295,6 +295,7 @@ impl Cx<'_> {
             epoch: 0,
             cron_epoch: 0,
             sampling: false,
+            previous: None,
             removed: false,
             config,
         });
@@ -328,6 +329,8 @@ impl Cx<'_> {
     fn update_app(&mut self, app: usize, config: AppConfig, restart: bool) -> Vec<(Slot, Goal)> {
         let old = std::mem::replace(&mut self.state.apps[app].config, config.clone());
         if restart {
+            let epoch = self.state.apps[app].epoch;
+            self.state.apps[app].previous = Some((Box::new(old.clone()), epoch));
             self.state.apps[app].epoch += 1;
         }
         self.arm_app_timers(app, Some(&old));

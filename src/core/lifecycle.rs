@@ -48,14 +48,19 @@ impl Cx<'_> {
         inst.probe_failures = 0;
         inst.notice = Notice::default();
         let epoch = self.state.apps[slot.app].epoch;
-        let inst = self.inst(slot);
-        inst.epoch = epoch;
+        self.inst(slot).epoch = epoch;
         if let Some(reason) = reason {
-            inst.restarts += 1;
-            inst.last_reason = Some(reason);
-            *inst.restarts_by.entry(reason).or_default() += 1;
+            self.count_restart(slot, reason);
         }
         self.fx.push(Effect::Spawn { slot, gen });
+    }
+
+    /// One more replacement of the slot's process, for `reason`.
+    pub(super) fn count_restart(&mut self, slot: Slot, reason: Reason) {
+        let inst = self.inst(slot);
+        inst.restarts += 1;
+        inst.last_reason = Some(reason);
+        *inst.restarts_by.entry(reason).or_default() += 1;
     }
 
     pub(super) fn on_spawned(&mut self, slot: Slot, gen: Gen, pid: i32) {

@@ -78,29 +78,46 @@ impl Cx<'_> {
                 target,
                 group,
             } => {
-                let outcome = view::resolve(self.state, target).map(|slots| {
-                    for &slot in &slots {
-                        if let Phase::Online { pid, gen, .. } = self.inst(slot).phase {
-                            let signal = *signal;
-                            self.fx.push(if *group {
-                                Effect::Signal {
-                                    slot,
-                                    gen,
-                                    pgid: pid,
-                                    signal,
-                                }
-                            } else {
-                                Effect::SignalLeader {
-                                    slot,
-                                    gen,
-                                    pid,
-                                    signal,
-                                }
-                            });
-                        }
+                let running = |state: &super::State, slots: Vec<Slot>| {
+                    let any = slots.iter().any(|&s| {
+                        state
+                            .instance(s)
+                            .is_some_and(|i| matches!(i.phase, Phase::Online { .. }))
+                    });
+                    if any {
+                        Ok(slots)
+                    } else {
+                        Err(Refusal::new(
+                            RefusalKind::BadRequest,
+                            format!("no instance of `{target}` is running: nothing to signal"),
+                        ))
                     }
-                    Answer::Instances(view::apps(self.state, &slots, now))
-                });
+                };
+                let outcome = view::resolve(self.state, target)
+                    .and_then(|slots| running(self.state, slots))
+                    .map(|slots| {
+                        for &slot in &slots {
+                            if let Phase::Online { pid, gen, .. } = self.inst(slot).phase {
+                                let signal = *signal;
+                                self.fx.push(if *group {
+                                    Effect::Signal {
+                                        slot,
+                                        gen,
+                                        pgid: pid,
+                                        signal,
+                                    }
+                                } else {
+                                    Effect::SignalLeader {
+                                        slot,
+                                        gen,
+                                        pid,
+                                        signal,
+                                    }
+                                });
+                            }
+                        }
+                        Answer::Instances(view::apps(self.state, &slots, now))
+                    });
                 self.reply(req, outcome);
             }
             Order::Shutdown => {

@@ -83,21 +83,28 @@ impl Cx<'_> {
 
     /// Move every rolling replacement on. Surge first (`max_surge` > 0): a new process is
     /// started beside the old one, which is stopped once the new one is ready, at most
-    /// `max_surge` old processes alive at a time. Stop first (`max_surge = 0`): as many
-    /// are stopped and replaced as `max_unavailable` allows.
+    /// `max_surge` at a time. With a ready check, an old process that was told to stop no
+    /// longer counts (its replacement is known to serve: the next one does not wait for
+    /// it to drain); without one, "ready" only means spawned, so the old one's exit paces
+    /// the rollout. Stop first (`max_surge = 0`): as many are stopped and replaced as
+    /// `max_unavailable` allows.
     pub(super) fn advance_rollouts(&mut self) {
         if self.state.shutdown.is_some() {
             return;
         }
         for app in 0..self.state.apps.len() {
-            let surge = self.state.apps[app].config.max_surge as usize;
+            let surge = self.state.apps[app].config.rollout_surge() as usize;
             let mut room = if surge == 0 {
                 self.budget(app)
             } else {
+                let checked = self.state.apps[app].config.ready.is_some();
                 let extra: usize = self.state.apps[app]
                     .instances
                     .iter()
-                    .map(|i| i.old.len())
+                    .map(|i| match checked {
+                        true => usize::from(i.serving_old().is_some()),
+                        false => i.old.len(),
+                    })
                     .sum();
                 surge.saturating_sub(extra)
             };
@@ -114,8 +121,9 @@ impl Cx<'_> {
                         ready: true,
                     } if surge > 0 => self.surge(slot, pid, gen, since, reason),
                     // Not serving yet (or stop first): nothing to keep running meanwhile.
+                    // The restart counts once the replacement is ready.
                     Phase::Online { .. } => {
-                        self.stop(slot, AfterStop::Restart(reason));
+                        self.stop(slot, AfterStop::Start);
                         self.inst(slot).rolling = Some(reason);
                     }
                     // One that crashed or was stopped meanwhile has no process to replace.
@@ -139,14 +147,15 @@ impl Cx<'_> {
             stopping: None,
         });
         inst.phase = Phase::Stopped;
-        self.spawn(slot, Some(reason));
+        self.spawn(slot, None);
         self.inst(slot).rolling = Some(reason);
     }
 
-    /// The slot's process is ready: a replacement in a rollout is done, and the process
-    /// it replaces can go.
+    /// The slot's process is ready: a replacement in a rollout is done (and counted: one
+    /// that never got ready replaced nothing), and the process it replaces can go.
     pub(super) fn became_ready(&mut self, slot: Slot) {
-        if self.inst(slot).rolling.take().is_some() {
+        if let Some(reason) = self.inst(slot).rolling.take() {
+            self.count_restart(slot, reason);
             self.retire_old(slot);
         }
     }
@@ -163,6 +172,14 @@ impl Cx<'_> {
             .copied()
             .collect();
         for old in serving {
+            let label = self.state.label(slot);
+            self.log(
+                Level::Info,
+                format!(
+                    "{label}: its replacement is ready; stopping the old process (pid {})",
+                    old.pid
+                ),
+            );
             for o in self.inst(slot).old.iter_mut().filter(|o| o.gen == old.gen) {
                 o.stopping = Some(OldStop {
                     leader_alive: true,
@@ -193,6 +210,7 @@ impl Cx<'_> {
                 .filter(|i| i.serving_old().is_some())
                 .count();
         self.state.apps[app].rollout.clear();
+        self.undo_process_settings(slot);
         let message = format!("{label} {why}");
         self.log(
             Level::Error,
@@ -220,6 +238,41 @@ impl Cx<'_> {
                 }
             }
         }
+    }
+
+    /// A rollout of an `apply` failed at `failed` before any instance of the app runs the
+    /// new settings: put back the settings a process takes at its start (the keys whose
+    /// change needs a restart, and `env_file`), so the state says what runs and `diff`
+    /// shows the change as still to apply. Settings supd uses stay applied; so does a
+    /// changed `listen` (its new sockets are bound and the old ones closed), and then the
+    /// instances are `outdated` instead.
+    fn undo_process_settings(&mut self, failed: Slot) {
+        let app = &self.state.apps[failed.app];
+        let Some((previous, epoch)) = app.previous.as_ref() else {
+            return;
+        };
+        let replaced = app.instances.iter().enumerate().any(|(index, inst)| {
+            index as u32 != failed.index && inst.has_process() && inst.epoch == app.epoch
+        });
+        if replaced || previous.listen != app.config.listen {
+            return;
+        }
+        let (previous, epoch) = (previous.clone(), *epoch);
+        let app = &mut self.state.apps[failed.app];
+        let config = &mut app.config;
+        config.cmd = previous.cmd;
+        config.cwd = previous.cwd;
+        config.env = previous.env;
+        config.env_file = previous.env_file;
+        config.user = previous.user;
+        config.group = previous.group;
+        app.epoch = epoch;
+        app.previous = None;
+        let name = app.config.name.clone();
+        self.log(
+            Level::Info,
+            format!("{name}: nothing was replaced; its processes keep their settings (`supctl diff` shows the change still to apply)"),
+        );
     }
 
     /// A failed replacement is gone: its old process (if one still serves) is the slot's
@@ -290,6 +343,14 @@ impl Cx<'_> {
             }
             Some(_) => {
                 self.inst(slot).old.remove(at);
+                let ran = crate::human::duration(self.now.saturating_sub(old.since));
+                self.log(
+                    Level::Info,
+                    format!(
+                        "{label}: the old process (pid {}) stopped after {ran}",
+                        old.pid
+                    ),
+                );
             }
         }
         true
@@ -413,6 +474,25 @@ impl Cx<'_> {
             return;
         };
         let mut goals = Vec::new();
+        let mut queued = 0;
+        for &slot in &slots {
+            queued += usize::from(matches!(self.inst(slot).phase, Phase::Online { .. }));
+        }
+        if let Some(first) = slots.first() {
+            let config = &self.state.apps[first.app].config;
+            let how = match config.rollout_surge() {
+                0 => format!(
+                    "stop first, {} at a time (max_unavailable)",
+                    config.memory.max_unavailable
+                ),
+                n => format!("surge first, {n} at a time (max_surge)"),
+            };
+            let name = config.name.clone();
+            self.log(
+                Level::Info,
+                format!("reload: replacing {queued} running instances of {name}, {how}"),
+            );
+        }
         for slot in slots {
             // Only running instances are replaced; `start` is for the others.
             let Phase::Online { gen, .. } = self.inst(slot).phase else {

@@ -175,6 +175,10 @@ pub struct App {
     pub cron_epoch: u64,
     /// A memory-sampling timer is armed for this app.
     pub sampling: bool,
+    /// The settings and epoch before the last `apply` that needed new processes, kept
+    /// until its rollout ends: a rollout that fails before replacing anything puts the
+    /// process settings back, so what runs and what the state says agree.
+    pub previous: Option<(Box<AppConfig>, u64)>,
     /// Removed from the config by `apply`: no slots, hidden from `status` and names;
     /// kept so that positions (and the slots of its last processes) stay valid.
     pub removed: bool,
@@ -409,6 +413,7 @@ impl State {
                 epoch: 0,
                 cron_epoch: 0,
                 sampling: false,
+                previous: None,
                 removed: false,
             })
             .collect();

@@ -1457,3 +1457,21 @@ fn signal_with_group_reaches_each_running_instance_s_process_group() {
     assert!(!fx.iter().any(|e| matches!(e, Effect::SignalLeader { .. })));
     assert!(reply(&fx, req).expect("answered").is_ok());
 }
+
+#[test]
+fn signal_to_an_app_with_nothing_running_is_refused() {
+    let mut a = app("web");
+    a.autostart = false;
+    let mut h = H::one(a);
+    let (req, fx) = h.request(Order::Signal {
+        signal: crate::config::Signal(libc::SIGHUP),
+        target: "web".into(),
+        group: false,
+    });
+    let error = reply(&fx, req).expect("answered").expect_err("refused");
+    assert!(
+        error.message.contains("nothing to signal"),
+        "{}",
+        error.message
+    );
+}

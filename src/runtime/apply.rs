@@ -35,7 +35,7 @@ impl Runtime {
         let (plan, responder) = match (outcome, responder) {
             (Err(error), responder) => {
                 if ask == Ask::Apply {
-                    tracing::error!("apply: {}; nothing changed", error.message);
+                    tracing::error!("apply: {}", error.message);
                 }
                 if let Some(responder) = responder {
                     let _ = responder.reply.send(Err(error));
@@ -63,12 +63,17 @@ impl Runtime {
     /// anything changes.
     fn plan_file(&mut self, ask: Ask, file: Option<PathBuf>) -> Result<apply::Plan, ErrorBody> {
         let path = file.unwrap_or_else(|| PathBuf::from(&self.state.info.config));
+        let unchanged = if ask == Ask::Apply {
+            "; nothing changed"
+        } else {
+            ""
+        };
         let config =
             crate::config::load(&path, self.profile.as_deref(), self.cpus).map_err(|errors| {
                 ErrorBody {
                     kind: ErrorKind::BadConfig,
                     message: format!(
-                        "{errors}\n{} in {}; nothing changed",
+                        "{errors}\n{} in {}{unchanged}",
                         count(errors.len(), "error"),
                         path.display()
                     ),

@@ -95,11 +95,15 @@ pub(super) fn answer(answer: Answer) -> serde_json::Value {
             file_instances,
         } => {
             let name = apps.first().map(|a| a.name.clone()).unwrap_or_default();
+            let now = apps.first().map_or(0, |a| a.instances.len());
+            let note = (now != file_instances as usize).then(|| {
+                format!(
+                    "{name} keeps this count until the next `apply` or supd restart, which bring back the config file's {file_instances}"
+                )
+            });
             json(ActionResult {
                 apps: apps.into_iter().map(app).collect(),
-                note: Some(format!(
-                    "{name} keeps this count until the next `apply` or supd restart, which bring back the config file's {file_instances}"
-                )),
+                note,
             })
         }
         Answer::Instances(apps) => json(ActionResult {

@@ -387,6 +387,22 @@ impl Walker<'_> {
         for (name, value) in file_env {
             built.env.entry(name).or_insert(value);
         }
+        if let Some(shared) = built.ready_on_own_listen() {
+            self.sink.error(
+                app.span.clone(),
+                Some(&format!("{}.ready", app.key)),
+                format!(
+                    "the `ready` check of `{name}` probes {shared}, the app's own `listen` \
+                     address: every instance answers there, so it cannot tell when a new \
+                     one is ready",
+                    name = built.name
+                ),
+                Some(
+                    "a check each instance passes alone: { notify = true }, { log = \"regex\" } \
+                     or { exec = [...] }",
+                ),
+            );
+        }
         Some(built)
     }
 }

@@ -213,13 +213,19 @@ fn a_scaled_app_goes_back_to_the_file_s_count() {
     assert_eq!(h.state.apps[0].count, 2);
 }
 
-#[test]
-fn a_failed_apply_rollout_leaves_instances_outdated_and_the_next_apply_rolls_them() {
-    let base = READY_HTTP.replace("instances = 2", "instances = 2\nmax_surge = 1");
+fn surge_web() -> (H, String) {
+    let base =
+        super::rollout::ready_exec().replace("instances = 2", "instances = 2\nmax_surge = 1");
     let mut h = H::from_toml(&base);
     for i in 0..2 {
         probe_done(&mut h, slot(0, i), crate::core::ProbeKind::Ready, true);
     }
+    (h, base)
+}
+
+#[test]
+fn an_apply_whose_first_replacement_fails_puts_the_process_settings_back() {
+    let (mut h, base) = surge_web();
     let next = base.replace("cmd = \"x\"", "cmd = \"x2\"");
     let (req, _) = apply(&mut h, &next);
     h.at(10);
@@ -228,9 +234,16 @@ fn a_failed_apply_rollout_leaves_instances_outdated_and_the_next_apply_rolls_the
     assert!(error
         .message
         .starts_with("web:0 exited with code 1 before it was ready"));
-    assert!(h.status_of(S0).outdated && h.status_of(slot(0, 1)).outdated);
-    // The file did not change, but two instances still run the old command.
+    assert_eq!(h.state.apps[0].config.cmd, ["x"], "what runs");
+    assert!(!h.status_of(S0).outdated && !h.status_of(slot(0, 1)).outdated);
+    // The change is still to apply, and the next apply tries it again.
     let plan = planned(&h, &next);
+    let keys: Vec<&str> = plan.diff.apps[0]
+        .changes
+        .iter()
+        .map(|c| c.key.as_str())
+        .collect();
+    assert_eq!(keys, ["cmd"]);
     assert_eq!(
         steps(&plan),
         vec![(
@@ -238,7 +251,7 @@ fn a_failed_apply_rollout_leaves_instances_outdated_and_the_next_apply_rolls_the
             Step::Update {
                 scale: None,
                 roll: 2,
-                outdated: 2
+                outdated: 0
             }
         )]
     );
@@ -246,7 +259,40 @@ fn a_failed_apply_rollout_leaves_instances_outdated_and_the_next_apply_rolls_the
     assert_eq!(spawned(&fx), 1, "surge again");
     settle(&mut h);
     assert!(reply(&h.log, req).expect("answered").is_ok());
+    assert_eq!(h.state.apps[0].config.cmd, ["x2"]);
+}
+
+#[test]
+fn a_rollout_failing_midway_leaves_the_rest_outdated_for_the_next_apply() {
+    let (mut h, base) = surge_web();
+    let next = base.replace("cmd = \"x\"", "cmd = \"x2\"");
+    let (req, _) = apply(&mut h, &next);
+    probe_done(&mut h, S0, crate::core::ProbeKind::Ready, true);
+    let old = h.state.instance(S0).expect("slot").old[0].gen;
+    h.exit_gen(S0, old, ExitStatus::Signal(15));
+    h.at(10);
+    h.exit(slot(0, 1), ExitStatus::Code(1));
+    assert!(reply(&h.log, req).expect("answered").is_err());
+    assert_eq!(h.state.apps[0].config.cmd, ["x2"], "web:0 runs it");
     assert!(!h.status_of(S0).outdated);
+    assert!(h.status_of(slot(0, 1)).outdated);
+    // The file did not change, but web:1 still runs the old command.
+    let plan = planned(&h, &next);
+    assert_eq!(
+        steps(&plan),
+        vec![(
+            "web".into(),
+            Step::Update {
+                scale: None,
+                roll: 1,
+                outdated: 1
+            }
+        )]
+    );
+    let (req, _) = apply(&mut h, &next);
+    settle(&mut h);
+    assert!(reply(&h.log, req).expect("answered").is_ok());
+    assert!(!h.status_of(slot(0, 1)).outdated);
 }
 
 #[test]

@@ -5,8 +5,13 @@ use super::*;
 use crate::core::ProbeKind::Ready;
 
 /// `web` with `instances` instances behind an HTTP ready check (timeout 5 s), all ready.
+/// [`READY_HTTP`] with an exec ready check: one the new instance passes alone.
+pub(super) fn ready_exec() -> String {
+    READY_HTTP.replace("http = \"http://127.0.0.1:3000/\"", "exec = [\"true\"]")
+}
+
 fn ready_web(instances: u32, surge: u32) -> H {
-    let text = READY_HTTP.replace(
+    let text = ready_exec().replace(
         "instances = 2",
         &format!("instances = {instances}\nmax_surge = {surge}"),
     );
@@ -69,16 +74,15 @@ fn surge_first_starts_each_replacement_beside_its_old_process() {
         );
         assert_eq!(
             spawned(&fx),
-            0,
-            "max_surge = 1: the next waits for the old to go"
+            usize::from(index < 2),
+            "the next surge does not wait for the old one to drain"
         );
         assert_eq!(serving(&h), 3);
         let gen = old_gen(&h, s);
-        let fx = h.exit_gen(s, gen, ExitStatus::Signal(15));
+        h.exit_gen(s, gen, ExitStatus::Signal(15));
         assert!(h.status_of(s).old.is_none());
         if index < 2 {
-            assert_eq!(spawned(&fx), 1, "then the next surge");
-            assert!(reply(&fx, req).is_none() && reply(&h.log, req).is_none());
+            assert!(reply(&h.log, req).is_none());
         }
     }
     let data = reply(&h.log, req).expect("answered").expect("ok");
@@ -148,6 +152,11 @@ fn a_replacement_never_ready_stops_the_rollout_and_keeps_the_old() {
             "web:{i} keeps its old process"
         );
         assert!(st.old.is_none());
+        assert_eq!(
+            (st.restarts, st.last_reason),
+            (0, None),
+            "nothing was replaced"
+        );
     }
     assert!(h.state.apps[0].rollout.is_empty());
     // The old one is the slot's process again: its events count.
@@ -263,13 +272,34 @@ fn the_old_process_dying_mid_surge_is_dropped() {
 
 #[test]
 fn a_cron_restart_rolls_surge_first_too() {
-    let text = format!("{READY_HTTP}cron_restart = \"0 3 * * *\"\nmax_surge = 1\n");
+    let text = format!(
+        "{}cron_restart = \"0 3 * * *\"\nmax_surge = 1\n",
+        ready_exec()
+    );
     let mut h = H::from_toml(&text);
     probe_done(&mut h, S0, Ready, true);
     probe_done(&mut h, slot(0, 1), Ready, true);
     let fx = h.send(Event::Timer(Timer::Cron { app: 0, epoch: 0 }));
     assert_eq!((spawned(&fx), signals(&fx).len()), (1, 0));
+    assert_eq!(
+        h.status_of(S0).last_reason,
+        None,
+        "counted once it is ready"
+    );
+    probe_done(&mut h, S0, Ready, true);
     assert_eq!(h.status_of(S0).last_reason, Some(Reason::Cron));
+}
+
+#[test]
+fn an_http_or_tcp_ready_check_rolls_stop_first() {
+    // The old instance would answer the probe as well as the new one.
+    let text = READY_HTTP.replace("instances = 2", "instances = 2\nmax_surge = 1");
+    let mut h = H::from_toml(&text);
+    for i in 0..2 {
+        probe_done(&mut h, slot(0, i), Ready, true);
+    }
+    let (_, fx) = h.request(Order::act(Action::Reload, "web"));
+    assert_eq!((spawned(&fx), signals(&fx).len()), (0, 1));
 }
 
 #[test]

@@ -159,3 +159,48 @@ fn probe_errors() {
         "{got:?}"
     );
 }
+
+#[test]
+fn a_ready_check_on_the_app_s_own_listen_address_is_refused() {
+    for (listen, ready) in [
+        ("tcp://127.0.0.1:3000", "{ tcp = \"127.0.0.1:3000\" }"),
+        (
+            "tcp://0.0.0.0:3000",
+            "{ http = \"http://localhost:3000/health\" }",
+        ),
+        ("tcp://[::]:3000", "{ tcp = \"[::1]:3000\" }"),
+    ] {
+        let text = format!(
+            "[[app]]\nname = \"web\"\ncmd = \"x\"\nlisten = [\"{listen}\"]\nready = {ready}\n"
+        );
+        let errors = errors(&text);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("1:1: the `ready` check of `web` probes tcp://"),
+            "{errors:?}"
+        );
+        assert!(errors[0].contains("{ notify = true }"), "{errors:?}");
+    }
+    // Another port, or a check each instance passes alone, is fine.
+    for ready in ["{ tcp = \"127.0.0.1:3001\" }", "{ log = \"listening\" }"] {
+        let text = format!(
+            "[[app]]\nname = \"web\"\ncmd = \"x\"\nlisten = [\"tcp://127.0.0.1:3000\"]\nready = {ready}\n"
+        );
+        let app = app(&text);
+        assert_eq!(app.ready_on_own_listen(), None);
+    }
+}
+
+#[test]
+fn rollouts_stop_first_with_an_http_or_tcp_ready_check() {
+    let with = |ready: &str| {
+        app(&format!(
+            "[[app]]\nname = \"web\"\ncmd = \"x\"\nmax_surge = 2\nready = {ready}\n"
+        ))
+        .rollout_surge()
+    };
+    assert_eq!(with("{ tcp = \"127.0.0.1:3000\" }"), 0);
+    assert_eq!(with("{ http = \"http://127.0.0.1:3000/\" }"), 0);
+    assert_eq!(with("{ notify = true }"), 2);
+    assert_eq!(with("{ exec = [\"true\"] }"), 2);
+}
