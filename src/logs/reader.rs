@@ -9,8 +9,10 @@
 //! its write (DESIGN §2). Other apps have budgets of their own, so one app's flood never
 //! holds the way for them.
 
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -22,6 +24,42 @@ use super::writer::{Msg, Shared};
 /// Largest read, in bytes: the default capacity of a Linux pipe, so a full pipe is
 /// emptied in one read.
 pub const READ_SIZE: usize = 64 * 1024;
+
+/// A stream read again this soon after its last short read is busy (a program writing
+/// a line at a time, fast): read on every wake-up, it would make the child pay a wake-up
+/// per line (Linux wakes an epoll waiter on every write to a pipe it watches), and supd
+/// a wake-up, a read and a hand-over per line.
+pub const BUSY_WITHIN: Duration = Duration::from_micros(500);
+
+/// How often a busy stream is read. Its pipe is out of the event loop's epoll set
+/// meanwhile, so the child's writes wake nobody; a line waits at most this long before
+/// it is written, followed or matched. A tick that finds the pipe empty makes the stream
+/// idle again: woken by epoll, read at once.
+pub const COALESCE: Duration = Duration::from_millis(1);
+
+/// The pipe of a busy stream is grown to this, if the system allows (Linux caps it at
+/// `/proc/sys/fs/pipe-max-size`, and per user): a child writing 100 MB/s fills it in
+/// 10 ms, far longer than [`COALESCE`], so it does not block between two reads. Kernel
+/// memory, taken only by streams that are busy.
+pub const BUSY_PIPE: usize = 1024 * 1024;
+
+/// How a stream is read now.
+enum Mode {
+    /// Idle: registered with the event loop, read when it becomes readable.
+    Woken(pipe::Receiver),
+    /// Busy: read every [`COALESCE`], out of the epoll set.
+    Polled(std::fs::File),
+}
+
+/// What one read brought.
+enum Read {
+    /// This many bytes, sent to the writer.
+    Bytes(usize),
+    /// Nothing there now.
+    Empty,
+    /// End of file, a read error, `stop`, or the writer is gone: the stream is over.
+    Over,
+}
 
 /// Reads `pipe` until end of file (or a read error, or `stop`), sending every chunk to the
 /// writer, then an end-of-file message so the writer emits the unterminated last line.
@@ -38,33 +76,134 @@ pub(super) async fn read_pipe(
     shared: Arc<Shared>,
     budget: Arc<Semaphore>,
 ) {
+    let reader = Reader {
+        id,
+        meta: &meta,
+        tx: &tx,
+        shared: &shared,
+        budget: &budget,
+    };
+    let mut mode = Mode::Woken(pipe);
+    let mut last_short: Option<Instant> = None;
+    let mut grown = false;
     loop {
-        let ready = tokio::select! {
-            // Stop first: a child that writes without pause would otherwise keep the pipe
-            // ready forever and shutdown would never be observed.
-            biased;
-            // Also completes when the sender is gone (Logs dropped without finish).
-            _ = stop.wait_for(|stop| *stop) => break,
-            ready = pipe.readable() => ready,
+        mode = match mode {
+            Mode::Woken(pipe) => {
+                let ready = tokio::select! {
+                    // Stop first: a child that writes without pause would otherwise keep
+                    // the pipe ready forever and shutdown would never be observed.
+                    biased;
+                    // Also completes when the sender is gone (Logs dropped without finish).
+                    _ = stop.wait_for(|stop| *stop) => break,
+                    ready = pipe.readable() => ready,
+                };
+                if let Err(e) = ready {
+                    reader.failed(&e);
+                    break;
+                }
+                let got = reader.read(&mut stop, |buf| pipe.try_read_buf(buf)).await;
+                match got {
+                    Read::Over => break,
+                    Read::Empty => Mode::Woken(pipe),
+                    Read::Bytes(n) if n > READ_SIZE / 2 => Mode::Woken(pipe),
+                    Read::Bytes(_) => {
+                        // Short reads in quick succession: one line per wake-up.
+                        let now = Instant::now();
+                        let busy = last_short.is_some_and(|t| now.duration_since(t) < BUSY_WITHIN);
+                        last_short = Some(now);
+                        match busy {
+                            false => Mode::Woken(pipe),
+                            true => match pipe.into_nonblocking_fd() {
+                                Ok(fd) => {
+                                    if !grown {
+                                        grown = true;
+                                        grow(&fd);
+                                    }
+                                    Mode::Polled(std::fs::File::from(fd))
+                                }
+                                Err(e) => {
+                                    reader.failed(&e);
+                                    break;
+                                }
+                            },
+                        }
+                    }
+                }
+            }
+            Mode::Polled(mut file) => {
+                tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|stop| *stop) => break,
+                    _ = tokio::time::sleep(COALESCE) => {}
+                }
+                // Drain what piled up; a tick that finds nothing makes the stream idle.
+                let mut took = 0;
+                let over = loop {
+                    let got = reader
+                        .read(&mut stop, |buf| read_into(&mut file, buf))
+                        .await;
+                    match got {
+                        Read::Over => break true,
+                        Read::Bytes(n) if n == READ_SIZE => took += n,
+                        Read::Bytes(n) => {
+                            took += n;
+                            break false;
+                        }
+                        Read::Empty => break false,
+                    }
+                };
+                if over {
+                    break;
+                }
+                if took > 0 {
+                    Mode::Polled(file)
+                } else {
+                    last_short = None;
+                    match pipe::Receiver::from_owned_fd(std::os::fd::OwnedFd::from(file)) {
+                        Ok(pipe) => Mode::Woken(pipe),
+                        Err(e) => {
+                            reader.failed(&e);
+                            break;
+                        }
+                    }
+                }
+            }
         };
-        // Taken once data is there, not before: an idle pipe must not hold budget that its
-        // app's busy pipes need.
+    }
+    let _ = tx.send(Msg::Eof { id, ms: now_ms() });
+}
+
+/// One stream's side of the hand-over: budget, chunks, errors.
+struct Reader<'a> {
+    id: u64,
+    meta: &'a StreamMeta,
+    tx: &'a mpsc::UnboundedSender<Msg>,
+    shared: &'a Shared,
+    budget: &'a Arc<Semaphore>,
+}
+
+impl Reader<'_> {
+    /// Take a unit of the app's budget, read once with `read` (non-blocking) and send
+    /// what came to the writer.
+    async fn read(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+        read: impl FnOnce(&mut Vec<u8>) -> std::io::Result<usize>,
+    ) -> Read {
+        // Taken once data is there, not before: an idle pipe must not hold budget that
+        // its app's busy pipes need.
         let permit = tokio::select! {
             biased;
-            _ = stop.wait_for(|stop| *stop) => break,
-            permit = Arc::clone(&budget).acquire_owned() => match permit {
+            _ = stop.wait_for(|stop| *stop) => return Read::Over,
+            permit = Arc::clone(self.budget).acquire_owned() => match permit {
                 Ok(permit) => permit,
-                Err(_) => break, // closed: only when the pipeline is torn down
+                Err(_) => return Read::Over, // closed: only when the pipeline is torn down
             },
         };
         // Allocated only once data is there, so an idle pipe holds no buffer.
         let mut buf = Vec::with_capacity(READ_SIZE);
-        let read = match ready {
-            Ok(()) => pipe.try_read_buf(&mut buf),
-            Err(e) => Err(e),
-        };
-        match read {
-            Ok(0) => break,
+        match read(&mut buf) {
+            Ok(0) => Read::Over,
             Ok(n) => {
                 // A short read would otherwise pin 64 KiB per queued message; shrinking a
                 // heap block in place is cheap.
@@ -72,13 +211,14 @@ pub(super) async fn read_pipe(
                     buf.shrink_to_fit();
                 }
                 let msg = Msg::Chunk {
-                    id,
+                    id: self.id,
                     ms: now_ms(),
                     bytes: buf,
                     _permit: Some(permit),
                 };
-                if tx.send(msg).is_err() {
-                    return;
+                match self.tx.send(msg) {
+                    Ok(()) => Read::Bytes(n),
+                    Err(_) => Read::Over,
                 }
             }
             // Readiness can be spurious; try_read_buf then clears it, so readable() waits.
@@ -86,15 +226,38 @@ pub(super) async fn read_pipe(
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                ) => {}
+                ) =>
+            {
+                Read::Empty
+            }
             Err(e) => {
-                shared.read_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(app = %meta.app, index = meta.index, stream = %meta.stream, error = %e, "reading child output failed; stream closed");
-                break;
+                self.failed(&e);
+                Read::Over
             }
         }
     }
-    let _ = tx.send(Msg::Eof { id, ms: now_ms() });
+
+    fn failed(&self, e: &std::io::Error) {
+        self.shared.read_errors.fetch_add(1, Ordering::Relaxed);
+        let meta = self.meta;
+        tracing::warn!(app = %meta.app, index = meta.index, stream = %meta.stream, error = %e, "reading child output failed; stream closed");
+    }
+}
+
+/// One non-blocking read of at most [`READ_SIZE`] bytes into `buf`'s spare room.
+fn read_into(file: &mut std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    use std::io::Read as _;
+    buf.resize(READ_SIZE, 0);
+    let read = file.read(buf);
+    buf.truncate(*read.as_ref().unwrap_or(&0));
+    read
+}
+
+/// Grow a busy stream's pipe to [`BUSY_PIPE`]; where the system refuses, it keeps its size
+/// (the child then may wait on a full pipe until the next tick).
+fn grow(fd: &std::os::fd::OwnedFd) {
+    let size = i32::try_from(BUSY_PIPE).unwrap_or(i32::MAX);
+    let _ = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(size));
 }
 
 #[cfg(test)]
@@ -106,6 +269,62 @@ mod tests {
     use nix::unistd::pipe2;
     use std::io::Write;
     use std::time::Duration;
+
+    /// A flood of one line per write is read in order and whole, however the reads fall
+    /// (woken or polled), and a line written after the flood, once the stream is idle
+    /// again, still arrives.
+    #[test]
+    fn a_busy_stream_loses_nothing_and_becomes_idle_again() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let budget = Arc::new(Semaphore::new(crate::logs::APP_BUDGET));
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let (_stop_tx, stop) = watch::channel(false);
+            let (r, w) = pipe2(OFlag::O_CLOEXEC).unwrap();
+            let meta = StreamMeta {
+                app: Arc::from("a"),
+                index: 0,
+                pid: 1,
+                stream: Stream::Out,
+            };
+            let pipe = pipe::Receiver::from_owned_fd(r).unwrap();
+            let shared = Arc::new(Shared::default());
+            tokio::spawn(read_pipe(0, meta, pipe, tx, stop, shared, budget));
+            let lines = 20_000;
+            let writer = std::thread::spawn(move || {
+                let mut w = std::fs::File::from(w);
+                for i in 0..lines {
+                    w.write_all(format!("line {i}\n").as_bytes()).unwrap();
+                }
+                w
+            });
+            let mut got = Vec::new();
+            let expected: Vec<u8> = (0..lines)
+                .flat_map(|i| format!("line {i}\n").into_bytes())
+                .collect();
+            while got.len() < expected.len() {
+                match rx.recv().await {
+                    Some(Msg::Chunk { bytes, .. }) => got.extend(bytes),
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert!(got == expected, "every line, whole and in order");
+            let mut w = writer.join().unwrap();
+            // Not a wait for anything (the late line arrives either way): it lets a polled
+            // stream find its pipe empty and go back to epoll first.
+            tokio::time::sleep(COALESCE * 3).await;
+            w.write_all(b"late\n").unwrap();
+            match rx.recv().await {
+                Some(Msg::Chunk { bytes, .. }) => assert_eq!(bytes, b"late\n"),
+                other => panic!("{other:?}"),
+            }
+            drop(w);
+            assert!(matches!(rx.recv().await, Some(Msg::Eof { .. })));
+        });
+    }
 
     /// With its budget spent, a reader leaves the pipe alone until the writer returns a
     /// unit: the app's queued chunks never pass its budget.
