@@ -93,6 +93,11 @@ impl Cx<'_> {
             return;
         }
         for app in 0..self.state.apps.len() {
+            // Runs after every event: with nothing queued, no pass over the instances
+            // (that made starting N instances cost N² steps).
+            if self.state.apps[app].rollout.is_empty() {
+                continue;
+            }
             let surge = self.state.apps[app].config.rollout_surge() as usize;
             let mut room = if surge == 0 {
                 self.budget(app)

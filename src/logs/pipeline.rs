@@ -240,8 +240,12 @@ impl Logs {
             budget,
         ));
         let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
-        // Instances restart for months; keep only the readers still running.
-        readers.retain(|r| !r.is_finished());
+        // Instances restart for months; keep only the readers still running. Pruned only
+        // when the vector is full, so an attach costs O(1) on average rather than a pass
+        // over every reader (which made starting N instances cost N² checks).
+        if readers.len() == readers.capacity() {
+            readers.retain(|r| !r.is_finished());
+        }
         readers.push(task);
         Ok(())
     }
