@@ -56,7 +56,7 @@ impl Runtime {
                             Proc {
                                 slot,
                                 gen,
-                                exec_error: child.exec_error,
+                                exec_status: child.exec_status,
                             },
                         );
                         self.groups.insert(pid, (slot, gen));

@@ -92,8 +92,7 @@ enum Inner {
 struct Proc {
     slot: Slot,
     gen: Gen,
-    /// Why it never reached its program, if it did not (see `process::spawn`).
-    exec_error: Option<String>,
+    exec_status: OwnedFd,
 }
 
 struct Runtime {
@@ -381,7 +380,7 @@ impl Runtime {
             }
         }
         for (pid, proc, status) in leaders {
-            if let Some(error) = proc.exec_error {
+            if let Some(error) = crate::process::spawn::read_exec_error(&proc.exec_status) {
                 self.groups.remove(&pid);
                 self.dispatch(Event::SpawnFailed {
                     slot: proc.slot,
