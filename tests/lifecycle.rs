@@ -355,4 +355,38 @@ fn user_and_group_switch_all_three_ids() {
     );
     let log = sb.read_log("dropped");
     assert!(log.contains("env USER=nobody"), "{log}");
+    // The child shared supd's memory until its exec: supd's own threads keep root.
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", d.pid())).expect("supd tasks");
+    for task in tasks {
+        let path = task.expect("task").path().join("status");
+        let status = std::fs::read_to_string(&path).expect("task status");
+        let uid = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid");
+        assert_eq!(
+            uid.split_whitespace().nth(1),
+            Some("0"),
+            "{}: {uid}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn children_start_with_no_signal_blocked_and_sigpipe_default() {
+    // Not the testkit: Rust programs ignore SIGPIPE themselves at startup.
+    let sb = Sandbox::new();
+    let d = sb.start(&sb.config("[[app]]\nname = \"sigs\"\ncmd = [\"sleep\", \"3600\"]\n"));
+    let pid = d.instance("sigs", 0)["pid"].as_i64().expect("pid");
+    let status = wait_until(Duration::from_secs(10), "sleep exec'd", || {
+        // Before its exec the child is still named after supd.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        (comm.trim() == "sleep")
+            .then(|| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())?
+    });
+    let mask = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name)).expect(name);
+        u64::from_str_radix(line[name.len()..].trim(), 16).expect("hex mask")
+    };
+    assert_eq!(mask("SigBlk:"), 0, "{status}");
+    let sigpipe = 1u64 << (libc::SIGPIPE - 1);
+    assert_eq!(mask("SigIgn:") & sigpipe, 0, "{status}");
 }

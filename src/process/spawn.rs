@@ -1,17 +1,22 @@
-//! fork + exec of one instance, by hand rather than with `std::process::Command`.
+//! Spawning one instance (clone + exec), by hand rather than with `std::process::Command`.
 //!
 //! Why not `Command`: when exec fails, std waits for the failed child itself, racing
 //! supd's single `waitpid(-1)` reaper (and panicking when the reaper wins). Doing the
-//! fork ourselves also lets the child report *which* step failed.
+//! clone ourselves also lets the child report *which* step failed.
 //!
 //! Everything the child needs (C strings, pointer arrays, group list, fds) is prepared
-//! before `fork`, because between `fork` and `exec` a child of a multi-threaded process
+//! before the clone, because between it and `exec` a child of a multi-threaded process
 //! may only make async-signal-safe calls: no allocation, no locks. The child therefore
 //! uses raw `libc` calls, each with a `// SAFETY:` note.
 //!
-//! The parent does not wait for exec: the child writes `(step, errno)` to a CLOEXEC pipe
-//! if a step fails, and the runtime reads that pipe when it reaps the pid (exec success
-//! closes the pipe empty). So spawning never blocks the event loop on the child.
+//! The child is made with `clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn` does, not
+//! with `fork`: it borrows supd's memory until it execs instead of copying its page
+//! tables. A `fork` copies every page table entry of supd, makes supd take a
+//! copy-on-write fault for each page it writes next, and tears the copy down at exec; all
+//! of that grows with supd's memory, which grows with the instances. supd's
+//! thread waits only until the child has exec'd (or failed), which takes microseconds.
+//! The child writes `(step, errno)` to a CLOEXEC pipe if a step fails; by the time
+//! `clone` returns, that pipe holds the answer, so no fd is kept per instance for it.
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
@@ -34,9 +39,9 @@ pub struct Spawned {
     pub stdout: OwnedFd,
     /// Read end of its stderr.
     pub stderr: OwnedFd,
-    /// Read end of the exec-status pipe: empty at EOF if exec succeeded, else 8 bytes
-    /// (see [`read_exec_error`]).
-    pub exec_status: OwnedFd,
+    /// The step that failed and the OS error, if the child never reached its program;
+    /// it has exited then, and is reported when the reaper finds it.
+    pub exec_error: Option<String>,
 }
 
 /// A spawn that failed before the child could exec.
@@ -129,7 +134,8 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     let devnull = File::open("/dev/null").map_err(|e| fail("stdin", e))?;
     let (out_r, out_w) = pipe().map_err(|e| fail("pipe", e))?;
     let (err_r, err_w) = pipe().map_err(|e| fail("pipe", e))?;
-    let (status_r, status_w) = pipe().map_err(|e| fail("pipe", e))?;
+    let (status_r, status_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .map_err(|e| fail("pipe", e.into()))?;
     let parent = nix::unistd::getpid().as_raw();
 
     let child = ChildPlan {
@@ -147,26 +153,77 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         // SAFETY: in bounds: the buffer has 12 bytes after `digits_at`.
         listen_pid: unsafe { listen_pid.as_mut_ptr().add(digits_at) },
     };
-    // SAFETY: the child branch only runs `ChildPlan::exec`, which makes async-signal-safe
-    // libc calls on memory prepared above and never returns.
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => child.exec(),
-        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Spawned {
-            pid: child.as_raw(),
-            stdout: out_r,
-            stderr: err_r,
-            exec_status: status_r,
-        }),
-        Err(e) => Err(fail("fork", e.into())),
-    }
+    let pid = clone_vfork(&child).map_err(|e| fail("fork", e))?;
+    // The child has exec'd or exited: whatever it reported is in the pipe already (its
+    // write end is non-blocking, the read end too).
+    let exec_error = read_exec_error(&status_r);
+    drop(status_w);
+    Ok(Spawned {
+        pid,
+        stdout: out_r,
+        stderr: err_r,
+        exec_error,
+    })
     // The write ends (and /dev/null) drop here in the parent, so EOF on the pipes means
     // the child's side is closed.
 }
 
-/// After the child was reaped: the failed step and OS error if it never reached exec.
-pub fn read_exec_error(exec_status: &OwnedFd) -> Option<String> {
+/// Bytes of stack for the child until it execs: `ChildPlan::exec` needs well under 4 KiB.
+const CHILD_STACK: usize = 64 * 1024;
+
+/// Start the child of `plan` sharing supd's memory; returns its pid once it has exec'd or
+/// exited.
+fn clone_vfork(plan: &ChildPlan<'_>) -> io::Result<i32> {
+    extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `ChildPlan` borrowed by `clone_vfork`, which (with supd's
+        // thread suspended by CLONE_VFORK) outlives the child's use of it.
+        let plan = unsafe { &*(arg as *const ChildPlan<'_>) };
+        plan.exec()
+    }
+    // Not zeroed: a stack needs no initial contents.
+    let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
+    // SAFETY: one past the end of the allocation, which is where a downward stack starts.
+    let top = unsafe { stack.as_mut_ptr().add(CHILD_STACK) };
+    // The stack must be 16-byte aligned for the x86-64 and aarch64 ABIs.
+    let top = (top as usize & !15) as *mut libc::c_void;
+    // Every signal stays blocked until the child has reset supd's handlers to the default
+    // (see `ChildPlan::exec`): a handler running in the child would write supd's memory.
+    // SAFETY: plain sigset manipulation on local values.
+    let saved = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut saved: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut saved);
+        saved
+    };
+    // SAFETY: the child runs `child_main` on its own stack and only makes the
+    // async-signal-safe calls of `ChildPlan::exec`, on memory prepared before the call;
+    // CLONE_VFORK suspends this thread until it has exec'd or exited, so neither the
+    // stack nor the plan is dropped while it uses them.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            plan as *const ChildPlan<'_> as *mut libc::c_void,
+        )
+    };
+    let error = io::Error::last_os_error();
+    // SAFETY: restores the mask saved above.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, &saved, std::ptr::null_mut());
+    }
+    drop(stack);
+    if pid < 0 {
+        return Err(error);
+    }
+    Ok(pid)
+}
+
+/// The step that failed and its OS error, as the child wrote them to the exec-status
+/// pipe, or `None` if it wrote nothing (it reached exec).
+fn read_exec_error(exec_status: &OwnedFd) -> Option<String> {
     let mut buf = [0u8; 8];
-    // The child has exited, so whatever it wrote is already in the pipe: read cannot block.
     match nix::unistd::read(exec_status, &mut buf) {
         Ok(8) => {
             let stage = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
@@ -326,11 +383,13 @@ struct ChildPlan<'a> {
 }
 
 impl ChildPlan<'_> {
-    /// Runs in the forked child: set up and exec, or report the failed step and `_exit(127)`.
+    /// Runs in the child: set up and exec, or report the failed step and `_exit(127)`.
     fn exec(&self) -> ! {
-        // SAFETY: async-signal-safe calls only (setsid, prctl, getppid, sigprocmask,
-        // signal, dup2, chdir, setgroups, setgid, setuid, syscall, execve, write, _exit),
-        // on pointers into memory that stays valid in the child's copy of the address space.
+        // SAFETY: async-signal-safe calls only (setsid, prctl, getppid, sigaction,
+        // sigprocmask, dup2, chdir, setgroups, setgid, setuid, syscall, execve, write,
+        // _exit), on memory the parent prepared and keeps until the child has exec'd. The
+        // child shares that memory, so it writes nothing of supd's but `listen_pid`'s
+        // buffer and errno (whose thread waits meanwhile).
         unsafe {
             if libc::setsid() < 0 {
                 self.fail(0);
@@ -348,11 +407,26 @@ impl ChildPlan<'_> {
                 // supd died between fork and prctl: the death signal will never come.
                 libc::_exit(1);
             }
-            // Rust ignores SIGPIPE and tokio may block signals; children expect defaults.
+            // supd's handlers would run on supd's memory: back to the default before any
+            // signal is unblocked (exec would reset them too, but only at exec). Ignored
+            // signals become default as well: Rust ignores SIGPIPE, children expect it.
+            for sig in 1..=libc::SIGRTMAX() {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                if sig != libc::SIGKILL
+                    && sig != libc::SIGSTOP
+                    && libc::sigaction(sig, std::ptr::null(), &mut action) == 0
+                    && (action.sa_sigaction != libc::SIG_DFL)
+                    && (sig == libc::SIGPIPE || action.sa_sigaction != libc::SIG_IGN)
+                {
+                    action.sa_sigaction = libc::SIG_DFL;
+                    action.sa_flags = 0;
+                    libc::sigaction(sig, &action, std::ptr::null_mut());
+                }
+            }
+            // tokio may block signals (and `clone_vfork` blocked all); children expect none.
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
             if libc::dup2(self.stdin, 0) < 0
                 || libc::dup2(self.stdout, 1) < 0
                 || libc::dup2(self.stderr, 2) < 0
@@ -382,22 +456,24 @@ impl ChildPlan<'_> {
                         report(status, 6);
                     }
                 }
-                write_decimal(self.listen_pid, libc::getpid() as u32);
+                write_decimal(self.listen_pid, libc::syscall(libc::SYS_getpid) as u32);
             }
             if libc::chdir(self.cwd.as_ptr()) < 0 {
                 report(status, 2);
             }
             if let Some(creds) = self.creds {
-                // setgroups and setgid first: after setuid we no longer may.
+                // setgroups and setgid first: after setuid we no longer may. Raw system
+                // calls: glibc's wrappers would change the credentials of every thread of
+                // supd (whose memory, thread list included, the child shares).
                 let groups: &[Gid] = &creds.groups;
-                if libc::setgroups(groups.len(), groups.as_ptr().cast()) < 0 {
+                if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) < 0 {
                     report(status, 3);
                 }
-                if libc::setgid(creds.gid.as_raw()) < 0 {
+                if libc::syscall(libc::SYS_setgid, creds.gid.as_raw()) < 0 {
                     report(status, 4);
                 }
                 if let Some(user) = &creds.user {
-                    if libc::setuid(user.uid.as_raw()) < 0 {
+                    if libc::syscall(libc::SYS_setuid, user.uid.as_raw()) < 0 {
                         report(status, 4);
                     }
                 }
@@ -424,7 +500,7 @@ impl ChildPlan<'_> {
 }
 
 /// Write step `stage` and the current errno to the exec-status pipe `status`, then exit.
-/// Runs in the forked child.
+/// Runs in the child.
 fn report(status: i32, stage: u32) -> ! {
     // SAFETY: errno location, write and _exit are async-signal-safe; the buffer is on
     // the stack.

@@ -56,7 +56,7 @@ impl Runtime {
                             Proc {
                                 slot,
                                 gen,
-                                exec_status: child.exec_status,
+                                exec_error: child.exec_error,
                             },
                         );
                         self.groups.insert(pid, (slot, gen));

@@ -92,7 +92,8 @@ enum Inner {
 struct Proc {
     slot: Slot,
     gen: Gen,
-    exec_status: OwnedFd,
+    /// Why it never reached its program, if it did not (see `process::spawn`).
+    exec_error: Option<String>,
 }
 
 struct Runtime {
@@ -380,7 +381,7 @@ impl Runtime {
             }
         }
         for (pid, proc, status) in leaders {
-            if let Some(error) = crate::process::spawn::read_exec_error(&proc.exec_status) {
+            if let Some(error) = proc.exec_error {
                 self.groups.remove(&pid);
                 self.dispatch(Event::SpawnFailed {
                     slot: proc.slot,

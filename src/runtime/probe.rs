@@ -18,7 +18,7 @@ pub(super) struct ProbeProc {
     kind: ProbeKind,
     timeout: Duration,
     timed_out: bool,
-    exec_status: std::os::fd::OwnedFd,
+    exec_error: Option<String>,
 }
 
 /// The check of `kind` for `app`, and how long one attempt may take.
@@ -84,7 +84,7 @@ impl Runtime {
                                 kind,
                                 timeout,
                                 timed_out: false,
-                                exec_status: child.exec_status,
+                                exec_error: child.exec_error,
                             },
                         );
                         let tx = self.inner_tx.clone();
@@ -117,7 +117,7 @@ impl Runtime {
         };
         // Whatever it forked must not outlive the probe.
         let _ = process::kill::signal_group(pid, crate::config::Signal::KILL);
-        let (ok, detail) = match (process::spawn::read_exec_error(&p.exec_status), status) {
+        let (ok, detail) = match (p.exec_error, status) {
             (Some(error), _) => (false, format!("cannot run: {error}")),
             _ if p.timed_out => (
                 false,
