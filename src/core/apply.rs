@@ -288,17 +288,7 @@ impl Cx<'_> {
         );
         let autostart = config.autostart;
         let count = config.instances;
-        self.state.apps.push(state::App {
-            instances: (0..count).map(|_| state::Instance::default()).collect(),
-            count,
-            rollout: Default::default(),
-            epoch: 0,
-            cron_epoch: 0,
-            sampling: false,
-            previous: None,
-            removed: false,
-            config,
-        });
+        self.state.apps.push(state::App::new(config));
         let app = self.state.apps.len() - 1;
         self.arm_app_timers(app, None);
         let mut goals = Vec::new();

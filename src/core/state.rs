@@ -402,21 +402,7 @@ pub enum Goal {
 impl State {
     /// A state for `config`, every slot stopped. `pid`/`version` describe supd itself.
     pub fn new(config: &Config, pid: i32, version: &str) -> State {
-        let apps = config
-            .apps
-            .iter()
-            .map(|app| App {
-                config: app.clone(),
-                instances: (0..app.instances).map(|_| Instance::default()).collect(),
-                count: app.instances,
-                rollout: Default::default(),
-                epoch: 0,
-                cron_epoch: 0,
-                sampling: false,
-                previous: None,
-                removed: false,
-            })
-            .collect();
+        let apps = config.apps.iter().cloned().map(App::new).collect();
         State {
             info: SupervisorFacts {
                 pid,
@@ -470,6 +456,23 @@ impl State {
         match self.apps.get(slot.app) {
             Some(app) => format!("{}:{}", app.config.name, slot.index),
             None => format!("?:{}", slot.index),
+        }
+    }
+}
+
+impl App {
+    /// An app of `config`, every slot stopped.
+    pub fn new(config: AppConfig) -> App {
+        App {
+            instances: (0..config.instances).map(|_| Instance::default()).collect(),
+            count: config.instances,
+            rollout: Default::default(),
+            epoch: 0,
+            cron_epoch: 0,
+            sampling: false,
+            previous: None,
+            removed: false,
+            config,
         }
     }
 }
