@@ -308,7 +308,7 @@ impl Cx<'_> {
         if then != AfterStop::Restore {
             // Any other order for the slot ends a replacement under way, old one included.
             self.inst(slot).rolling = None;
-            self.retire_old(slot);
+            self.retire_old(slot, "an order for the instance ends its rollout");
         }
         let inst = self.inst(slot);
         match inst.phase {

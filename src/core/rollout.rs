@@ -161,14 +161,13 @@ impl Cx<'_> {
     pub(super) fn became_ready(&mut self, slot: Slot) {
         if let Some(reason) = self.inst(slot).rolling.take() {
             self.count_restart(slot, reason);
-            self.retire_old(slot);
+            self.retire_old(slot, "its replacement is ready");
         }
     }
 
     /// Tell every old process of the slot that still serves to stop.
-    pub(super) fn retire_old(&mut self, slot: Slot) {
-        let signal = self.app(slot).stop_signal;
-        let deadline = self.now + self.app(slot).kill_timeout;
+    /// `why` says for the log line.
+    pub(super) fn retire_old(&mut self, slot: Slot, why: &str) {
         let serving: Vec<OldProcess> = self
             .inst(slot)
             .old
@@ -180,25 +179,29 @@ impl Cx<'_> {
             let label = self.state.label(slot);
             self.log(
                 Level::Info,
-                format!(
-                    "{label}: its replacement is ready; stopping the old process (pid {})",
-                    old.pid
-                ),
+                format!("{label}: {why}; stopping the old process (pid {})", old.pid),
             );
-            for o in self.inst(slot).old.iter_mut().filter(|o| o.gen == old.gen) {
-                o.stopping = Some(OldStop {
-                    leader_alive: true,
-                    killed: false,
-                });
-            }
-            self.fx.push(Effect::Signal {
-                slot,
-                gen: old.gen,
-                pgid: old.pid,
-                signal,
-            });
-            self.timer(deadline, Timer::Kill { slot, gen: old.gen });
+            self.stop_old(slot, old, true);
         }
+    }
+
+    /// `stop_signal` to the group of old process `old`, SIGKILL after `kill_timeout`.
+    fn stop_old(&mut self, slot: Slot, old: OldProcess, leader_alive: bool) {
+        let signal = self.app(slot).stop_signal;
+        let deadline = self.now + self.app(slot).kill_timeout;
+        for o in self.inst(slot).old.iter_mut().filter(|o| o.gen == old.gen) {
+            o.stopping = Some(OldStop {
+                leader_alive,
+                killed: false,
+            });
+        }
+        self.fx.push(Effect::Signal {
+            slot,
+            gen: old.gen,
+            pgid: old.pid,
+            signal,
+        });
+        self.timer(deadline, Timer::Kill { slot, gen: old.gen });
     }
 
     /// A rollout's replacement in `slot` will not get ready (`why`): stop the rollout of
@@ -324,19 +327,7 @@ impl Cx<'_> {
                     ),
                 );
                 if group_alive {
-                    self.inst(slot).old[at].stopping = Some(OldStop {
-                        leader_alive: false,
-                        killed: false,
-                    });
-                    let signal = self.app(slot).stop_signal;
-                    let deadline = self.now + self.app(slot).kill_timeout;
-                    self.fx.push(Effect::Signal {
-                        slot,
-                        gen,
-                        pgid: old.pid,
-                        signal,
-                    });
-                    self.timer(deadline, Timer::Kill { slot, gen });
+                    self.stop_old(slot, old, false);
                 } else {
                     self.inst(slot).old.remove(at);
                 }

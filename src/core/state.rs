@@ -505,11 +505,6 @@ impl Instance {
         self.phase.is_live() || !self.old.is_empty()
     }
 
-    /// Whether the process of generation `gen` (current or old) may still exist.
-    pub fn runs(&self, gen: Gen) -> bool {
-        self.phase.gen() == Some(gen) || self.old.iter().any(|o| o.gen == gen)
-    }
-
     /// An old process still serving while its replacement starts.
     pub fn serving_old(&self) -> Option<&OldProcess> {
         self.old.iter().find(|o| o.stopping.is_none())
