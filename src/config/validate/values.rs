@@ -40,15 +40,7 @@ impl Walker<'_> {
                             spans.push(item.span());
                         }
                         other => {
-                            self.sink.error(
-                                item.span(),
-                                Some(key),
-                                format!(
-                                    "invalid type for a `{field}` element: found {}",
-                                    type_name(other)
-                                ),
-                                Some("a string"),
-                            );
+                            self.wrong_element(item, other, key, field, "a string");
                             ok = false;
                         }
                     }
@@ -139,15 +131,7 @@ impl Walker<'_> {
                             None => ok = false,
                         },
                         other => {
-                            self.sink.error(
-                                item.span(),
-                                Some(key),
-                                format!(
-                                    "invalid type for a `{field}` element: found {}",
-                                    type_name(other)
-                                ),
-                                Some("a path"),
-                            );
+                            self.wrong_element(item, other, key, field, "a path");
                             ok = false;
                         }
                     }
@@ -159,6 +143,26 @@ impl Walker<'_> {
                 None
             }
         }
+    }
+
+    /// An element of the array `field` that is not `expected`.
+    fn wrong_element(
+        &mut self,
+        item: &Value<'_>,
+        found: &DeValue<'_>,
+        key: &str,
+        field: &str,
+        expected: &'static str,
+    ) {
+        self.sink.error(
+            item.span(),
+            Some(key),
+            format!(
+                "invalid type for a `{field}` element: found {}",
+                type_name(found)
+            ),
+            Some(expected),
+        );
     }
 
     pub(super) fn env(&mut self, value: &Value<'_>, key: &str) -> Option<BTreeMap<String, String>> {
