@@ -146,6 +146,13 @@ impl Capacity {
     }
 }
 
+/// Replace `from` with `to` in the file at `path`.
+fn edit(path: &std::path::Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).expect("read the config");
+    assert!(text.contains(from), "`{from}` in {}", path.display());
+    std::fs::write(path, text.replace(from, to)).expect("edit the config");
+}
+
 fn ok(out: &std::process::Output) -> String {
     assert!(
         out.status.success(),
@@ -181,13 +188,7 @@ fn reload_apply_and_sighup_replace_every_instance_without_a_failed_request() {
         "reload replaced every pid: {before:?} → {reloaded:?}"
     );
 
-    std::fs::write(
-        &config,
-        std::fs::read_to_string(&config)
-            .expect("config")
-            .replace("V = \"1\"", "V = \"2\""),
-    )
-    .expect("edit");
+    edit(&config, "V = \"1\"", "V = \"2\"");
     let text = ok(&d.supctl(&["apply"]));
     assert!(text.contains("env.V: 1 → 2  (restart)"), "{text}");
     let applied = pids(&d, "web");
@@ -198,13 +199,7 @@ fn reload_apply_and_sighup_replace_every_instance_without_a_failed_request() {
         "an unchanged app keeps its process"
     );
 
-    std::fs::write(
-        &config,
-        std::fs::read_to_string(&config)
-            .expect("config")
-            .replace("V = \"2\"", "V = \"3\""),
-    )
-    .expect("edit");
+    edit(&config, "V = \"2\"", "V = \"3\"");
     d.signal(nix::sys::signal::Signal::SIGHUP);
     wait_until(
         Duration::from_secs(20),

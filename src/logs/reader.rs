@@ -270,6 +270,30 @@ mod tests {
     use std::io::Write;
     use std::time::Duration;
 
+    /// A reader task on a new pipe with `budget`: the pipe's write end, what the reader
+    /// sends, and its stop switch (kept alive by the caller).
+    fn start_reader(
+        budget: Arc<Semaphore>,
+    ) -> (
+        std::os::fd::OwnedFd,
+        mpsc::UnboundedReceiver<Msg>,
+        watch::Sender<bool>,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop) = watch::channel(false);
+        let (r, w) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        let meta = StreamMeta {
+            app: Arc::from("a"),
+            index: 0,
+            pid: 1,
+            stream: Stream::Out,
+        };
+        let pipe = pipe::Receiver::from_owned_fd(r).unwrap();
+        let shared = Arc::new(Shared::default());
+        tokio::spawn(read_pipe(0, meta, pipe, tx, stop, shared, budget));
+        (w, rx, stop_tx)
+    }
+
     /// A flood of one line per write is read in order and whole, however the reads fall
     /// (woken or polled), and a line written after the flood, once the stream is idle
     /// again, still arrives.
@@ -281,18 +305,7 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let budget = Arc::new(Semaphore::new(crate::logs::APP_BUDGET));
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let (_stop_tx, stop) = watch::channel(false);
-            let (r, w) = pipe2(OFlag::O_CLOEXEC).unwrap();
-            let meta = StreamMeta {
-                app: Arc::from("a"),
-                index: 0,
-                pid: 1,
-                stream: Stream::Out,
-            };
-            let pipe = pipe::Receiver::from_owned_fd(r).unwrap();
-            let shared = Arc::new(Shared::default());
-            tokio::spawn(read_pipe(0, meta, pipe, tx, stop, shared, budget));
+            let (w, mut rx, _stop) = start_reader(budget);
             let lines = 20_000;
             let writer = std::thread::spawn(move || {
                 let mut w = std::fs::File::from(w);
@@ -336,26 +349,7 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let budget = Arc::new(Semaphore::new(2));
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let (_stop_tx, stop) = watch::channel(false);
-            let (r, w) = pipe2(OFlag::O_CLOEXEC).unwrap();
-            let meta = StreamMeta {
-                app: Arc::from("a"),
-                index: 0,
-                pid: 1,
-                stream: Stream::Out,
-            };
-            let pipe = pipe::Receiver::from_owned_fd(r).unwrap();
-            let shared = Arc::new(Shared::default());
-            tokio::spawn(read_pipe(
-                0,
-                meta,
-                pipe,
-                tx,
-                stop,
-                shared,
-                Arc::clone(&budget),
-            ));
+            let (w, mut rx, _stop) = start_reader(Arc::clone(&budget));
             let mut w = std::fs::File::from(w);
             let mut held = Vec::new();
             for _ in 0..2 {
