@@ -9,8 +9,9 @@ use std::collections::HashMap;
 
 /// A readiness watch on a process's output lines (see [`super::Logs::watch`]).
 pub struct LineWatch {
-    /// What a line must match (lossy UTF-8 is not needed: bytes are matched).
-    pub regex: regex::bytes::Regex,
+    /// What a line must match; a line that is not UTF-8 is matched with its bad bytes
+    /// replaced by U+FFFD.
+    pub regex: regex_lite::Regex,
     /// Called once, with the matching line.
     pub matched: Box<dyn FnOnce(String) + Send>,
 }
@@ -57,7 +58,10 @@ impl Watches {
 
 /// Fire the watch if `line` matches; it is then spent.
 pub(crate) fn check(watch: &mut Option<LineWatch>, line: &[u8]) {
-    if watch.as_ref().is_some_and(|w| w.regex.is_match(line)) {
+    if watch
+        .as_ref()
+        .is_some_and(|w| w.regex.is_match(&String::from_utf8_lossy(line)))
+    {
         if let Some(w) = watch.take() {
             (w.matched)(String::from_utf8_lossy(line).into_owned());
         }
@@ -79,7 +83,7 @@ mod tests {
         watches.insert(
             7,
             LineWatch {
-                regex: regex::bytes::Regex::new(r"ready \d+").unwrap(),
+                regex: regex_lite::Regex::new(r"ready \d+").unwrap(),
                 matched: Box::new(move |line| sink.lock().unwrap().push(line)),
             },
         );

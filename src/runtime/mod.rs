@@ -246,6 +246,8 @@ impl Runtime {
         };
         let mut interrupts = 0;
         self.dispatch(Event::Boot);
+        // SAFETY: malloc_trim only returns free heap pages to the OS.
+        unsafe { libc::malloc_trim(0) };
         // The control socket is served and every autostart app is spawned.
         self.tell_manager(&format!(
             "READY=1\nMAINPID={}\nSTATUS=managing {} apps",

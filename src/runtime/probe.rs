@@ -219,8 +219,8 @@ impl Runtime {
         let Some(Check::Log(pattern)) = self.state.apps[slot.app].config.ready_check() else {
             return;
         };
-        // Validated with the config; the bytes flavour takes the same syntax.
-        let Ok(regex) = regex::bytes::Regex::new(pattern) else {
+        // Validated with the config.
+        let Ok(regex) = regex_lite::Regex::new(pattern) else {
             return;
         };
         let tx = self.inner_tx.clone();

@@ -140,11 +140,9 @@ impl Walker<'_> {
                     })
                 }
                 "log" => self.probe_value(v, &sub, name, "a regular expression", |s| {
-                    regex::Regex::new(s)
+                    regex_lite::Regex::new(s)
                         .map(|_| Check::Log(s.to_string()))
-                        .map_err(|e| {
-                            format!("invalid regular expression: {}", one_line(&e.to_string()))
-                        })
+                        .map_err(|e| format!("invalid regular expression: {e}"))
                 }),
                 "exec" => self.cmd(v, &sub, name).map(Check::Exec),
                 "timeout" => {
@@ -214,14 +212,4 @@ impl Walker<'_> {
             }
         }
     }
-}
-
-/// regex errors span several lines with a caret diagram; a config error is one line.
-fn one_line(message: &str) -> String {
-    message
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("error:"))
-        .map(|l| l.trim_start_matches("error:").trim().to_string())
-        .unwrap_or_else(|| message.lines().next().unwrap_or_default().to_string())
 }

@@ -119,7 +119,7 @@ fn probe_errors() {
         ),
         (
             "ready = { log = \"(\" }",
-            "4:17: invalid `log`: invalid regular expression: unclosed group",
+            "4:17: invalid `log`: invalid regular expression: found open group without closing ')'",
         ),
         ("ready = { exec = [] }", "4:18: `exec` is empty"),
         (
