@@ -152,8 +152,8 @@ async fn ask<T: serde::de::DeserializeOwned>(
     };
     tokio::time::timeout(LOOP_DEADLINE, async {
         requests.send(request).await.ok()?;
-        let value = rx.await.ok()?.ok()?;
-        serde_json::from_value(value).ok()
+        let data = rx.await.ok()?.ok()?;
+        serde_json::from_str(data.get()).ok()
     })
     .await
     .ok()

@@ -294,7 +294,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     if cli.json {
         // The data as the daemon sent it, not re-read through our types: fields a newer
         // supd adds must reach scripts. No data at all is an empty object, still JSON.
-        print_json(reply.data.as_ref().unwrap_or(&Value::Object(Map::new())))?;
+        let data = reply.data.as_deref().map_or("{}", |d| d.get());
+        print(&format!("{data}\n"))?;
         return Ok(if unhealthy {
             ExitCode::from(EXIT_DAEMON_ERROR)
         } else {

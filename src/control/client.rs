@@ -313,14 +313,16 @@ mod tests {
         let dir = TempDir::new();
         let server = fake_daemon(&dir.sock(), |request| {
             let reply = match request.cmd {
-                Command::Status { .. } => Reply::ok(request.id, json!({"n": request.id})),
+                Command::Status { .. } => {
+                    Reply::ok(request.id, proto::data(&json!({"n": request.id})))
+                }
                 _ => Reply::error(request.id, ErrorKind::UnknownApp, "no app named \"x\""),
             };
             Some(proto::encode_reply(&reply))
         });
         let mut client = Client::connect(&dir.sock()).unwrap();
         let first = client.call(Command::Status { app: None }).unwrap();
-        assert_eq!(first, Reply::ok(1, json!({"n": 1})));
+        assert_eq!(first, Reply::ok(1, proto::data(&json!({"n": 1}))));
         let second = client.call(Command::Restart { app: "x".into() }).unwrap();
         assert_eq!(
             second,
@@ -336,7 +338,7 @@ mod tests {
         let server = fake_daemon(&dir.sock(), |request| {
             Some(proto::encode_reply(&Reply::ok(
                 request.id + 41,
-                json!(null),
+                proto::data(&json!(null)),
             )))
         });
         let mut client = Client::connect(&dir.sock()).unwrap();
@@ -424,26 +426,32 @@ mod tests {
         let server = fake_daemon(&dir.sock(), |request| {
             let mut bytes = Vec::new();
             for n in 0..3 {
-                bytes.extend(proto::encode_reply(&Reply::more(request.id, json!(n))));
+                bytes.extend(proto::encode_reply(&Reply::more(
+                    request.id,
+                    proto::data(&json!(n)),
+                )));
             }
-            bytes.extend(proto::encode_reply(&Reply::ok(request.id, json!("end"))));
+            bytes.extend(proto::encode_reply(&Reply::ok(
+                request.id,
+                proto::data(&json!("end")),
+            )));
             Some(bytes)
         });
         let mut client = Client::connect(&dir.sock()).unwrap();
         let mut seen = Vec::new();
         client
             .stream(Command::Status { app: None }, |reply| {
-                seen.push((reply.more, reply.data));
+                seen.push((reply.more, reply.data.map(|d| d.get().to_string())));
                 true
             })
             .unwrap();
         assert_eq!(
             seen,
             vec![
-                (true, Some(json!(0))),
-                (true, Some(json!(1))),
-                (true, Some(json!(2))),
-                (false, Some(json!("end"))),
+                (true, Some("0".to_string())),
+                (true, Some("1".to_string())),
+                (true, Some("2".to_string())),
+                (false, Some("\"end\"".to_string())),
             ]
         );
         // The connection is in step: the next call gets its own reply.
@@ -463,7 +471,10 @@ mod tests {
     fn call_refuses_a_streamed_reply() {
         let dir = TempDir::new();
         let server = fake_daemon(&dir.sock(), |request| {
-            Some(proto::encode_reply(&Reply::more(request.id, json!(1))))
+            Some(proto::encode_reply(&Reply::more(
+                request.id,
+                proto::data(&json!(1)),
+            )))
         });
         let mut client = Client::connect(&dir.sock()).unwrap();
         let err = client.call(Command::Status { app: None }).unwrap_err();

@@ -153,8 +153,26 @@ pub enum StreamName {
     Err,
 }
 
+/// A reply's payload: JSON as it goes on the wire. supd serializes its replies straight
+/// into it and supctl reads its typed rows straight out of it; a `serde_json::Value` tree
+/// in between cost both sides an allocation per field (a status of 5000 instances has
+/// 70,000).
+pub type Data = Box<serde_json::value::RawValue>;
+
+/// `value` as reply data.
+pub fn data<T: Serialize + ?Sized>(value: &T) -> Data {
+    // Protocol types hold only strings, numbers and string-keyed maps: serde_json cannot
+    // fail on them; `null` keeps the fallback valid JSON anyway.
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| null())
+}
+
+fn null() -> Data {
+    serde_json::value::RawValue::from_string("null".to_string())
+        .unwrap_or_else(|_| unreachable!("`null` is JSON"))
+}
+
 /// A reply to one request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reply {
     /// The request's id (0 when the request was too broken to carry one).
     pub id: u64,
@@ -165,7 +183,7 @@ pub struct Reply {
     pub more: bool,
     /// The payload of a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<serde_json::Value>,
+    pub data: Option<Data>,
     /// The reason of a failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
@@ -555,7 +573,7 @@ impl Request {
 impl Reply {
     /// A terminal success. A `null` payload is left out of the line (`data` absent), so a
     /// reply reads back equal to what was sent.
-    pub fn ok(id: u64, data: serde_json::Value) -> Reply {
+    pub fn ok(id: u64, data: Data) -> Reply {
         Reply {
             id,
             ok: true,
@@ -580,7 +598,7 @@ impl Reply {
     }
 
     /// A non-terminal reply of a stream (`"more":true`); the terminal one follows later.
-    pub fn more(id: u64, data: serde_json::Value) -> Reply {
+    pub fn more(id: u64, data: Data) -> Reply {
         Reply {
             id,
             ok: true,
@@ -593,16 +611,28 @@ impl Reply {
     /// `data` read as a typed payload ([`Status`], [`ActionResult`], …). An absent `data`
     /// reads as JSON `null`, which suits payload types where everything is optional.
     pub fn data_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, ProtoError> {
-        let value = self.data.clone().unwrap_or(serde_json::Value::Null);
-        serde_json::from_value(value).map_err(ProtoError::Data)
+        let text = self.data.as_deref().map_or("null", |d| d.get());
+        serde_json::from_str(text).map_err(ProtoError::Data)
     }
 }
 
-fn non_null(data: serde_json::Value) -> Option<serde_json::Value> {
-    match data {
-        serde_json::Value::Null => None,
-        other => Some(other),
+/// Equal when every field is, `data` compared as JSON values (key order aside).
+impl PartialEq for Reply {
+    fn eq(&self, other: &Reply) -> bool {
+        let value = |d: &Option<Data>| {
+            d.as_deref()
+                .map(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
+        };
+        self.id == other.id
+            && self.ok == other.ok
+            && self.more == other.more
+            && self.error == other.error
+            && value(&self.data) == value(&other.data)
     }
+}
+
+fn non_null(data: Data) -> Option<Data> {
+    (data.get() != "null").then_some(data)
 }
 
 /// One request as a line: compact JSON and `'\n'`.
@@ -622,9 +652,8 @@ pub fn encode_request(request: &Request) -> Vec<u8> {
 /// One reply as a line: compact JSON and `'\n'`.
 pub fn encode_reply(reply: &Reply) -> Vec<u8> {
     to_line(reply).unwrap_or_else(|_| {
-        // Unreachable in practice (see encode_request); `data` is a serde_json::Value,
-        // whose maps have string keys. Still answer the request, so it gets its one
-        // terminal reply.
+        // Unreachable in practice (see encode_request); `data` is JSON already. Still
+        // answer the request, so it gets its one terminal reply.
         format!(
             "{{\"id\":{},\"ok\":false,\"error\":{{\"kind\":\"bad_request\",\"message\":\"supd could not encode its reply\"}}}}\n",
             reply.id
@@ -869,11 +898,11 @@ mod tests {
     fn reply_golden_lines() {
         let cases = [
             (
-                Reply::ok(7, json!({"apps": []})),
+                Reply::ok(7, data(&json!({"apps": []}))),
                 r#"{"id":7,"ok":true,"data":{"apps":[]}}"#,
             ),
             (
-                Reply::ok(8, serde_json::Value::Null),
+                Reply::ok(8, data(&serde_json::Value::Null)),
                 r#"{"id":8,"ok":true}"#,
             ),
             (
@@ -881,7 +910,7 @@ mod tests {
                 r#"{"id":7,"ok":false,"error":{"kind":"unknown_app","message":"no app named \"nope\""}}"#,
             ),
             (
-                Reply::more(9, json!({"line": "a\nb"})),
+                Reply::more(9, data(&json!({"line": "a\nb"}))),
                 r#"{"id":9,"ok":true,"more":true,"data":{"line":"a\nb"}}"#,
             ),
             (
@@ -1008,12 +1037,13 @@ mod tests {
     fn status_golden_shape() {
         let status = status_sample();
         assert_eq!(serde_json::to_string(&status).unwrap(), STATUS_GOLDEN);
-        // Through a serde_json::Value (Reply::data) the keys come out sorted: serde_json
-        // is built without `preserve_order`. Same document, other order.
-        let reply = Reply::ok(3, serde_json::to_value(&status).unwrap());
+        // Reply data is the same text: serialized once, never through a Value tree.
+        let reply = Reply::ok(3, data(&status));
         let wire = encode_reply(&reply);
-        assert!(wire.starts_with(br#"{"id":3,"ok":true,"data":{"#));
-        assert!(wire.ends_with(b"}}\n"));
+        assert_eq!(
+            wire,
+            format!("{{\"id\":3,\"ok\":true,\"data\":{STATUS_GOLDEN}}}\n").into_bytes()
+        );
         let back = decode_reply(&wire).unwrap();
         assert_eq!(back, reply);
         assert_eq!(back.data_as::<Status>().unwrap(), status);

@@ -21,10 +21,10 @@ pub struct ControlRequest {
     /// What was asked.
     pub cmd: Command,
     /// The outcome, sent exactly once.
-    pub reply: oneshot::Sender<Result<serde_json::Value, ErrorBody>>,
+    pub reply: oneshot::Sender<Result<proto::Data, ErrorBody>>,
     /// For streaming commands (`logs`): the data of each non-terminal reply. Closed when
     /// the client hangs up, which tells the sender to stop.
-    pub stream: Option<mpsc::Sender<serde_json::Value>>,
+    pub stream: Option<mpsc::Sender<proto::Data>>,
 }
 
 /// Non-terminal replies that may wait for a slow client before the sender waits too.
@@ -212,9 +212,7 @@ async fn answer(
 }
 
 /// The next streamed item, or never when there is no stream (or it ended).
-async fn next_item(
-    items: &mut Option<mpsc::Receiver<serde_json::Value>>,
-) -> Option<serde_json::Value> {
+async fn next_item(items: &mut Option<mpsc::Receiver<proto::Data>>) -> Option<proto::Data> {
     match items {
         Some(rx) => match rx.recv().await {
             Some(item) => Some(item),

@@ -241,7 +241,11 @@ impl Runtime {
         });
     }
 
-    fn reply(&mut self, req: crate::core::ReqId, outcome: Result<serde_json::Value, ErrorBody>) {
+    fn reply(
+        &mut self,
+        req: crate::core::ReqId,
+        outcome: Result<crate::control::proto::Data, ErrorBody>,
+    ) {
         if let Some(responder) = self.replies.remove(&req) {
             // The client may have gone away; nothing to do then.
             let _ = responder.reply.send(outcome);

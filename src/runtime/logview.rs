@@ -1,7 +1,6 @@
 //! `supctl logs`: the last records from the files (read on a thread), then live records
 //! from the writer, streamed to the client until it hangs up or supd exits.
 
-use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::wire::json;
@@ -106,7 +105,7 @@ pub(super) fn show(logs: &Logs, apps: &[String], query: LogQuery, responder: Res
     });
 }
 
-fn batch(records: &[Record]) -> Value {
+fn batch(records: &[Record]) -> crate::control::proto::Data {
     json(Records {
         records: records.iter().map(Record::to_json).collect(),
     })

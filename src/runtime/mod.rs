@@ -26,7 +26,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
-use crate::control::proto::{Command, ErrorBody};
+use crate::control::proto::{self, Command, ErrorBody};
 use crate::control::server::{self, ControlRequest};
 use crate::core::{self, Event, ExitStatus, Gen, ReqId, Slot, State, Time, Timer};
 use crate::logs::{AppLog, Logs};
@@ -69,9 +69,9 @@ pub fn run(
 
 /// Where the replies to one request go.
 struct Responder {
-    reply: oneshot::Sender<Result<serde_json::Value, ErrorBody>>,
+    reply: oneshot::Sender<Result<proto::Data, ErrorBody>>,
     /// Non-terminal replies, for streaming commands.
-    stream: Option<mpsc::Sender<serde_json::Value>>,
+    stream: Option<mpsc::Sender<proto::Data>>,
 }
 
 /// What the loop's helpers (probe tasks, notify sockets, log watches) report.

@@ -87,7 +87,7 @@ pub(super) fn refusal(refusal: Refusal) -> ErrorBody {
 }
 
 /// An answer other than a status (which the runtime completes first) as reply data.
-pub(super) fn answer(answer: Answer) -> serde_json::Value {
+pub(super) fn answer(answer: Answer) -> proto::Data {
     match answer {
         Answer::Status(view) => json(status(view)),
         Answer::Scaled {
@@ -117,9 +117,8 @@ pub(super) fn answer(answer: Answer) -> serde_json::Value {
 }
 
 /// Reply data from a protocol type.
-pub(super) fn json<T: serde::Serialize>(data: T) -> serde_json::Value {
-    // They hold only strings, numbers and string-keyed maps: serde_json cannot fail.
-    serde_json::to_value(data).unwrap_or_default()
+pub(super) fn json<T: serde::Serialize>(data: T) -> proto::Data {
+    proto::data(&data)
 }
 
 /// The status rows of a core status view; what only the runtime measures is left empty.
@@ -306,10 +305,7 @@ mod tests {
 
     #[test]
     fn shutdown_answers_stopped_and_refusals_keep_their_kind() {
-        assert_eq!(
-            answer(Answer::Stopped),
-            serde_json::json!({"stopped": true})
-        );
+        assert_eq!(answer(Answer::Stopped).get(), r#"{"stopped":true}"#);
         let error = refusal(Refusal {
             kind: RefusalKind::ShuttingDown,
             message: "supd is shutting down".into(),
