@@ -6,9 +6,24 @@
 # version, toolchain or dependencies, which renames most functions; it prints how many
 # names of the old file were still found.
 #
-#   packaging/order-symbols.sh
+#   packaging/order-symbols.sh                 # regenerate
+#   packaging/order-symbols.sh --check BINARY  # how much of the file BINARY still matches
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = --check ]; then
+    # A release supd keeps its symbol table (strip = "debuginfo"), so its names can be
+    # held against the file. Below 90% the layout is mostly lost: say so, loudly.
+    total=$(sort -u packaging/supd.order | wc -l)
+    found=$(nm --defined-only "$2" | awk '{ print $3 }' | sort -u |
+        comm -12 - <(sort -u packaging/supd.order) | wc -l)
+    echo "order-symbols: $found of $total functions of packaging/supd.order are in $2"
+    if [ $((found * 10)) -lt $((total * 9)) ]; then
+        echo "order-symbols: WARNING: stale (a dependency, the version or the toolchain changed);" \
+            "run packaging/order-symbols.sh, or idle RSS grows by about 1 MiB" >&2
+    fi
+    exit 0
+fi
 
 if ! command -v valgrind >/dev/null 2>&1; then
     (apt-get update -qq && apt-get install -y -qq valgrind) >/dev/null
