@@ -6,6 +6,7 @@ pub mod kill;
 pub mod reaper;
 pub mod spawn;
 pub mod spec;
+mod staging;
 
 pub use spawn::{spawn, SpawnError, Spawned};
 pub use spec::SpawnSpec;

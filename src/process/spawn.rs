@@ -17,6 +17,9 @@
 //! thread waits only until the child has exec'd (or failed), which takes microseconds.
 //! The child writes `(step, errno)` to a CLOEXEC pipe if a step fails; by the time
 //! `clone` returns, that pipe holds the answer, so no fd is kept per instance for it.
+//! The child shares supd's fd table too and copies only its lowest fds, where
+//! [`super::staging`] has put the ones it inherits: copying all of them made a spawn's
+//! cost grow with the number of instances.
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
@@ -68,7 +71,7 @@ const STAGES: [&str; 7] = [
 ];
 
 /// The most listening sockets passed to one child (see `config::listen::MAX_LISTEN`).
-const MAX_LISTEN_FDS: usize = crate::config::listen::MAX_LISTEN;
+pub(super) const MAX_LISTEN_FDS: usize = crate::config::listen::MAX_LISTEN;
 
 /// Fork and exec `spec`. The child leads a new session (and process group), gets
 /// `/dev/null` as stdin and pipes as stdout/stderr, dies with SIGKILL if supd's spawning
@@ -138,22 +141,36 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         .map_err(|e| fail("pipe", e.into()))?;
     let parent = nix::unistd::getpid().as_raw();
 
+    // What the child inherits, on low slots if there are any (see `super::staging`).
+    let mut inherit = vec![
+        devnull.as_raw_fd(),
+        out_w.as_raw_fd(),
+        err_w.as_raw_fd(),
+        status_w.as_raw_fd(),
+    ];
+    inherit.extend_from_slice(&spec.listen_fds);
+    let staged = super::staging::stage(&inherit);
+    let fds = staged
+        .as_ref()
+        .map_or(&inherit[..], |s| &s.fds[..inherit.len()]);
     let child = ChildPlan {
         path: &path,
         argv: &argv_ptrs,
         envp: &envp_ptrs,
         cwd: &cwd,
-        stdin: devnull.as_raw_fd(),
-        stdout: out_w.as_raw_fd(),
-        stderr: err_w.as_raw_fd(),
-        status: status_w.as_raw_fd(),
+        stdin: fds[0],
+        stdout: fds[1],
+        stderr: fds[2],
+        status: fds[3],
+        unshare_below: staged.as_ref().map(|s| s.below),
         parent,
         creds: creds.as_ref(),
-        listen: &spec.listen_fds,
+        listen: &fds[4..],
         // SAFETY: in bounds: the buffer has 12 bytes after `digits_at`.
         listen_pid: unsafe { listen_pid.as_mut_ptr().add(digits_at) },
     };
     let pid = clone_vfork(&child).map_err(|e| fail("fork", e))?;
+    drop(staged);
     // The child has exec'd or exited: whatever it reported is in the pipe already (its
     // write end is non-blocking, the read end too).
     let exec_error = read_exec_error(&status_r);
@@ -204,7 +221,14 @@ fn clone_vfork(plan: &ChildPlan<'_>) -> io::Result<i32> {
         libc::clone(
             child_main,
             top,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            libc::CLONE_VM
+                | libc::CLONE_VFORK
+                | libc::SIGCHLD
+                | if plan.unshare_below.is_some() {
+                    libc::CLONE_FILES
+                } else {
+                    0
+                },
             plan as *const ChildPlan<'_> as *mut libc::c_void,
         )
     };
@@ -374,6 +398,9 @@ struct ChildPlan<'a> {
     stdout: i32,
     stderr: i32,
     status: i32,
+    /// Set when the child starts on supd's own fd table (`CLONE_FILES`): it first makes
+    /// a private copy of the fds under this, which hold everything it needs.
+    unshare_below: Option<i32>,
     parent: i32,
     creds: Option<&'a Credentials>,
     /// Listening sockets for fds 3, 4, ...
@@ -391,6 +418,20 @@ impl ChildPlan<'_> {
         // child shares that memory, so it writes nothing of supd's but `listen_pid`'s
         // buffer and errno (whose thread waits meanwhile).
         unsafe {
+            if let Some(below) = self.unshare_below {
+                // Before anything that changes an fd: until then the table is supd's.
+                // Kernels before 5.9 lack close_range; unshare copies the whole table.
+                if libc::syscall(
+                    libc::SYS_close_range,
+                    below as libc::c_uint,
+                    libc::c_uint::MAX,
+                    libc::CLOSE_RANGE_UNSHARE,
+                ) < 0
+                    && libc::syscall(libc::SYS_unshare, libc::CLONE_FILES) < 0
+                {
+                    self.fail(1);
+                }
+            }
             if libc::setsid() < 0 {
                 self.fail(0);
             }
