@@ -40,7 +40,8 @@ pub const COALESCE: Duration = Duration::from_millis(1);
 /// The pipe of a busy stream is grown to this, if the system allows (Linux caps it at
 /// `/proc/sys/fs/pipe-max-size`, and per user): a child writing 100 MB/s fills it in
 /// 10 ms, far longer than [`COALESCE`], so it does not block between two reads. Kernel
-/// memory, taken only by streams that are busy.
+/// memory, taken only by streams that are busy or flooding (a read that emptied a full
+/// default-size pipe).
 pub const BUSY_PIPE: usize = 1024 * 1024;
 
 /// How a stream is read now.
@@ -105,7 +106,15 @@ pub(super) async fn read_pipe(
                 match got {
                     Read::Over => break,
                     Read::Empty => Mode::Woken(pipe),
-                    Read::Bytes(n) if n > READ_SIZE / 2 => Mode::Woken(pipe),
+                    Read::Bytes(n) if n > READ_SIZE / 2 => {
+                        // A full pipe: a flood in big writes. A bigger pipe lets the child
+                        // write on while supd writes what it read.
+                        if n == READ_SIZE && !grown {
+                            grown = true;
+                            grow(&pipe);
+                        }
+                        Mode::Woken(pipe)
+                    }
                     Read::Bytes(_) => {
                         // Short reads in quick succession: one line per wake-up.
                         let now = Instant::now();
@@ -255,7 +264,7 @@ fn read_into(file: &mut std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<usi
 
 /// Grow a busy stream's pipe to [`BUSY_PIPE`]; where the system refuses, it keeps its size
 /// (the child then may wait on a full pipe until the next tick).
-fn grow(fd: &std::os::fd::OwnedFd) {
+fn grow(fd: &impl AsFd) {
     let size = i32::try_from(BUSY_PIPE).unwrap_or(i32::MAX);
     let _ = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(size));
 }
