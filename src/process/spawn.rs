@@ -169,7 +169,22 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         // SAFETY: in bounds: the buffer has 12 bytes after `digits_at`.
         listen_pid: unsafe { listen_pid.as_mut_ptr().add(digits_at) },
     };
-    let pid = clone_vfork(&child).map_err(|e| fail("fork", e))?;
+    let pid = match clone_vfork(&child) {
+        // A sandbox (seccomp, valgrind) may refuse to share the fd table: copy it then,
+        // from now on. The staged fds are valid in a full copy too.
+        Err(e)
+            if child.unshare_below.is_some()
+                && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EPERM)) =>
+        {
+            super::staging::refused();
+            clone_vfork(&ChildPlan {
+                unshare_below: None,
+                ..child
+            })
+        }
+        other => other,
+    }
+    .map_err(|e| fail("fork", e))?;
     drop(staged);
     // The child has exec'd or exited: whatever it reported is in the pipe already (its
     // write end is non-blocking, the read end too).

@@ -16,6 +16,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// Slots: stdin, stdout, stderr, the exec-status pipe and the listening sockets.
@@ -32,6 +33,14 @@ pub(super) struct Slots {
 /// (too many fds open already: spawns copy the whole table then, as before).
 static SLOTS_TAKEN: Mutex<Option<Option<Slots>>> = Mutex::new(None);
 
+/// Set once a clone sharing the fd table was refused: stage nothing from then on.
+static REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// A clone with `CLONE_FILES` failed: spawns copy the whole table from now on.
+pub(super) fn refused() {
+    REFUSED.store(true, Ordering::Relaxed);
+}
+
 /// `fds` put on slots for one spawn; back on `/dev/null` when dropped.
 pub(super) struct Staged {
     guard: MutexGuard<'static, Option<Option<Slots>>>,
@@ -45,6 +54,9 @@ pub(super) struct Staged {
 /// Put `fds` (at most [`SLOTS`]) on slots, or `None` if there are no slots (the child
 /// then copies the whole table). Spawns are serialised while a `Staged` lives.
 pub(super) fn stage(fds: &[RawFd]) -> Option<Staged> {
+    if REFUSED.load(Ordering::Relaxed) {
+        return None;
+    }
     let mut guard = SLOTS_TAKEN.lock().unwrap_or_else(|e| e.into_inner());
     if guard.is_none() {
         *guard = Some(take());
@@ -92,6 +104,11 @@ fn release(slots: &Slots, used: usize) {
 
 /// The lowest free fd numbers above stdio, as duplicates of `/dev/null`.
 fn take() -> Option<Slots> {
+    // Valgrind runs only clones of threads, fork and vfork, and exits on any other (it
+    // preloads its `vgpreload_*.so`): under it, copy the table.
+    if std::env::var_os("LD_PRELOAD").is_some_and(|p| p.to_string_lossy().contains("vgpreload")) {
+        return None;
+    }
     let holder: OwnedFd = File::open("/dev/null").ok()?.into();
     let mut fds = Vec::with_capacity(SLOTS);
     for _ in 0..SLOTS {
