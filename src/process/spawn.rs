@@ -94,20 +94,28 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         let e = io::Error::new(io::ErrorKind::InvalidInput, "too many listening sockets");
         return Err(fail("listen fds", e));
     }
-    let mut env = spec.env.clone();
+    // What spawn itself adds to the spec's environment; the spec's map is read, not
+    // copied (a spawn's cost was mostly copies of the environment).
+    let mut extra: Vec<(&str, String)> = Vec::new();
     if !spec.listen_fds.is_empty() {
-        env.insert("LISTEN_FDS".into(), spec.listen_fds.len().to_string());
-        // LISTEN_PID is added below: only the child knows its pid.
-        env.remove("LISTEN_PID");
+        extra.push(("LISTEN_FDS", spec.listen_fds.len().to_string()));
     }
     if let Some(c) = creds.as_ref().and_then(|c| c.user.as_ref()) {
         // What login(1) and systemd's User= set; an app's own env wins.
-        env.entry("USER".into()).or_insert_with(|| c.name.clone());
-        env.entry("LOGNAME".into())
-            .or_insert_with(|| c.name.clone());
-        env.entry("HOME".into())
-            .or_insert_with(|| c.home.to_string_lossy().into_owned());
+        for (key, value) in [
+            ("USER", &c.name),
+            ("LOGNAME", &c.name),
+            ("HOME", &c.home.to_string_lossy().into_owned()),
+        ] {
+            if !spec.env.contains_key(key) {
+                extra.push((key, value.clone()));
+            }
+        }
     }
+    let replaced = |key: &str| {
+        // LISTEN_PID is added below: only the child knows its pid.
+        extra.iter().any(|(k, _)| *k == key) || (!spec.listen_fds.is_empty() && key == "LISTEN_PID")
+    };
 
     let path = cstring(program.as_os_str().as_bytes()).map_err(|e| fail("exec", e))?;
     let argv = spec
@@ -116,9 +124,19 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         .map(|a| cstring(a.as_bytes()))
         .collect::<io::Result<Vec<_>>>()
         .map_err(|e| fail("exec", e))?;
-    let envp = env
+    let envp = spec
+        .env
         .iter()
-        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
+        .filter(|(k, _)| !replaced(k))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(extra.iter().map(|(k, v)| (*k, v.as_str())))
+        .map(|(k, v)| {
+            let mut pair = Vec::with_capacity(k.len() + v.len() + 2);
+            pair.extend_from_slice(k.as_bytes());
+            pair.push(b'=');
+            pair.extend_from_slice(v.as_bytes());
+            cstring_vec(pair)
+        })
         .collect::<io::Result<Vec<_>>>()
         .map_err(|e| fail("exec", e))?;
     let cwd = cstring(spec.cwd.as_os_str().as_bytes()).map_err(|e| fail("chdir", e))?;
@@ -383,10 +401,18 @@ fn is_executable(path: &Path) -> bool {
 }
 
 fn cstring(bytes: &[u8]) -> io::Result<CString> {
-    CString::new(bytes).map_err(|_| {
+    cstring_vec(bytes.to_vec())
+}
+
+/// `bytes` as a C string, without a copy.
+fn cstring_vec(bytes: Vec<u8>) -> io::Result<CString> {
+    CString::new(bytes).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("contains a NUL byte: {:?}", OsStr::from_bytes(bytes)),
+            format!(
+                "contains a NUL byte: {:?}",
+                OsStr::from_bytes(&e.into_vec())
+            ),
         )
     })
 }
