@@ -18,7 +18,7 @@
 //! The child writes `(step, errno)` to a CLOEXEC pipe if a step fails; by the time
 //! `clone` returns, that pipe holds the answer, so no fd is kept per instance for it.
 //! The child shares supd's fd table too and copies only its lowest fds, where
-//! [`super::staging`] has put the ones it inherits: copying all of them made a spawn's
+//! `process::staging` has put the ones it inherits: copying all of them made a spawn's
 //! cost grow with the number of instances.
 
 use std::ffi::{CString, OsStr};
