@@ -180,7 +180,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         stdout: fds[1],
         stderr: fds[2],
         status: fds[3],
-        unshare_below: staged.as_ref().map(|s| s.below),
+        unshare_below: staged.as_ref().map(super::staging::Staged::below),
         parent,
         creds: creds.as_ref(),
         listen: &fds[4..],

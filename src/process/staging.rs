@@ -17,7 +17,7 @@
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// Slots: stdin, stdout, stderr, the exec-status pipe and the listening sockets.
 pub(super) const SLOTS: usize = 4 + super::spawn::MAX_LISTEN_FDS;
@@ -27,11 +27,16 @@ pub(super) const SLOTS: usize = 4 + super::spawn::MAX_LISTEN_FDS;
 pub(super) struct Slots {
     holder: OwnedFd,
     fds: Vec<OwnedFd>,
+    /// One above the highest slot.
+    below: RawFd,
 }
 
-/// `None` until the first spawn; then `Some(None)` if the slots could not be taken
-/// (too many fds open already: spawns copy the whole table then, as before).
-static SLOTS_TAKEN: Mutex<Option<Option<Slots>>> = Mutex::new(None);
+/// Taken at the first spawn; `None` if they could not be (spawns copy the whole table
+/// then, as before).
+static SLOTS_TAKEN: OnceLock<Option<Slots>> = OnceLock::new();
+
+/// Held while a spawn uses the slots.
+static IN_USE: Mutex<()> = Mutex::new(());
 
 /// Set once a clone sharing the fd table was refused: stage nothing from then on.
 static REFUSED: AtomicBool = AtomicBool::new(false);
@@ -43,12 +48,18 @@ pub(super) fn refused() {
 
 /// `fds` put on slots for one spawn; back on `/dev/null` when dropped.
 pub(super) struct Staged {
-    guard: MutexGuard<'static, Option<Option<Slots>>>,
+    _in_use: MutexGuard<'static, ()>,
+    slots: &'static Slots,
     used: usize,
     /// Where each fd of the request is now, in its order.
     pub fds: [RawFd; SLOTS],
+}
+
+impl Staged {
     /// One above the highest slot: the fds a child's table must keep are all below.
-    pub below: RawFd,
+    pub fn below(&self) -> RawFd {
+        self.slots.below
+    }
 }
 
 /// Put `fds` (at most [`SLOTS`]) on slots, or `None` if there are no slots (the child
@@ -57,15 +68,11 @@ pub(super) fn stage(fds: &[RawFd]) -> Option<Staged> {
     if REFUSED.load(Ordering::Relaxed) {
         return None;
     }
-    let mut guard = SLOTS_TAKEN.lock().unwrap_or_else(|e| e.into_inner());
-    if guard.is_none() {
-        *guard = Some(take());
-    }
-    let slots = guard.as_ref()?.as_ref()?;
     if fds.len() > SLOTS {
         return None;
     }
-    let below = slots.fds.iter().map(AsRawFd::as_raw_fd).max()? + 1;
+    let slots = SLOTS_TAKEN.get_or_init(take).as_ref()?;
+    let in_use = IN_USE.lock().unwrap_or_else(|e| e.into_inner());
     let mut staged = [-1; SLOTS];
     for (i, (&fd, slot)) in fds.iter().zip(&slots.fds).enumerate() {
         // SAFETY: dup3 onto a slot we own replaces what it held; both fds are open.
@@ -76,18 +83,16 @@ pub(super) fn stage(fds: &[RawFd]) -> Option<Staged> {
         staged[i] = slot.as_raw_fd();
     }
     Some(Staged {
-        guard,
+        _in_use: in_use,
+        slots,
         used: fds.len(),
         fds: staged,
-        below,
     })
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        if let Some(Some(slots)) = self.guard.as_ref() {
-            release(slots, self.used);
-        }
+        release(self.slots, self.used);
     }
 }
 
@@ -120,7 +125,8 @@ fn take() -> Option<Slots> {
         // SAFETY: `fd` was just returned by fcntl and is owned by nothing else.
         fds.push(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) });
     }
-    Some(Slots { holder, fds })
+    let below = fds.iter().map(AsRawFd::as_raw_fd).max()? + 1;
+    Some(Slots { holder, fds, below })
 }
 
 #[cfg(test)]
@@ -137,7 +143,7 @@ mod tests {
     fn staged_fds_sit_on_low_slots_until_dropped() {
         let (r, w) = nix::unistd::pipe().unwrap();
         let staged = stage(&[r.as_raw_fd(), w.as_raw_fd()]).unwrap();
-        assert!(staged.fds[0] < staged.below && staged.fds[1] < staged.below);
+        assert!(staged.fds[0] < staged.below() && staged.fds[1] < staged.below());
         assert!(same_file(staged.fds[0], r.as_raw_fd()));
         let slot = staged.fds[1];
         drop(staged);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{wire, Responder, Runtime};
-use crate::control::proto::{ErrorBody, ErrorKind};
+use crate::control::proto::{self, ErrorBody, ErrorKind};
 use crate::core::apply::{self, Planned};
 use crate::core::{Event, Order, ReqId};
 
@@ -43,7 +43,7 @@ impl Runtime {
                 return;
             }
             (Ok(plan), Some(responder)) if ask != Ask::Apply => {
-                let _ = responder.reply.send(Ok(wire::json(wire::plan(&plan))));
+                let _ = responder.reply.send(Ok(proto::data(&wire::plan(&plan))));
                 return;
             }
             (Ok(plan), responder) => (plan, responder),

@@ -3,7 +3,6 @@
 use std::cmp::Reverse;
 use std::sync::Arc;
 
-use super::wire::json;
 use super::{Proc, Runtime};
 use crate::control::proto::{self, ErrorBody, ErrorKind};
 use crate::core::{Answer, Effect, Event, Level};
@@ -159,7 +158,7 @@ impl Runtime {
                     }
                     let outcome = if failed.is_empty() {
                         tracing::info!("flushed the logs of {}", apps.join(", "));
-                        Ok(json(proto::Flushed { flushed: apps }))
+                        Ok(proto::data(&proto::Flushed { flushed: apps }))
                     } else {
                         Err(ErrorBody {
                             kind: ErrorKind::LogIo,
@@ -171,7 +170,7 @@ impl Runtime {
             }
             Effect::ReopenLogs { req } => {
                 self.logs.reopen();
-                self.reply(req, Ok(json(proto::Reopened { reopened: true })));
+                self.reply(req, Ok(proto::data(&proto::Reopened { reopened: true })));
             }
             Effect::Log { level, message } => match level {
                 Level::Info => tracing::info!("{message}"),
@@ -212,7 +211,7 @@ impl Runtime {
             return;
         };
         if pids.is_empty() {
-            let _ = responder.reply.send(Ok(json(status)));
+            let _ = responder.reply.send(Ok(proto::data(&status)));
             return;
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -237,7 +236,7 @@ impl Runtime {
                     }
                 }
             }
-            let _ = responder.reply.send(Ok(json(status)));
+            let _ = responder.reply.send(Ok(proto::data(&status)));
         });
     }
 

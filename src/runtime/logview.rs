@@ -3,9 +3,8 @@
 
 use tokio::sync::oneshot;
 
-use super::wire::json;
 use super::Responder;
-use crate::control::proto::{LogsEnd, Records};
+use crate::control::proto::{self, LogsEnd, Records};
 use crate::core::{self, LogQuery};
 use crate::logs::{self, Filter, Logs, Record, Stream};
 
@@ -41,7 +40,7 @@ pub(super) fn show(logs: &Logs, apps: &[String], query: LogQuery, responder: Res
     let Responder { reply, stream } = responder;
     tokio::spawn(async move {
         let Some(stream) = stream else {
-            let _ = reply.send(Ok(json(Records::default())));
+            let _ = reply.send(Ok(proto::data(&Records::default())));
             return;
         };
         let past = match (spawned, past.await) {
@@ -101,12 +100,12 @@ pub(super) fn show(logs: &Logs, apps: &[String], query: LogQuery, responder: Res
                 }
             }
         }
-        let _ = reply.send(Ok(json(LogsEnd { end: true })));
+        let _ = reply.send(Ok(proto::data(&LogsEnd { end: true })));
     });
 }
 
 fn batch(records: &[Record]) -> crate::control::proto::Data {
-    json(Records {
+    proto::data(&Records {
         records: records.iter().map(Record::to_json).collect(),
     })
 }

@@ -89,7 +89,7 @@ pub(super) fn refusal(refusal: Refusal) -> ErrorBody {
 /// An answer other than a status (which the runtime completes first) as reply data.
 pub(super) fn answer(answer: Answer) -> proto::Data {
     match answer {
-        Answer::Status(view) => json(status(view)),
+        Answer::Status(view) => proto::data(&status(view)),
         Answer::Scaled {
             apps,
             file_instances,
@@ -101,24 +101,19 @@ pub(super) fn answer(answer: Answer) -> proto::Data {
                     "{name} keeps this count until the next `apply` or supd restart, which bring back the config file's {file_instances}"
                 )
             });
-            json(ActionResult {
+            proto::data(&ActionResult {
                 apps: apps.into_iter().map(app).collect(),
                 note,
             })
         }
-        Answer::Instances(apps) => json(ActionResult {
+        Answer::Instances(apps) => proto::data(&ActionResult {
             apps: apps.into_iter().map(app).collect(),
             note: None,
         }),
-        Answer::Health(view) => json(health(view)),
-        Answer::Applied(plan) => json(self::plan(&plan)),
-        Answer::Stopped => json(proto::Stopped { stopped: true }),
+        Answer::Health(view) => proto::data(&health(view)),
+        Answer::Applied(plan) => proto::data(&self::plan(&plan)),
+        Answer::Stopped => proto::data(&proto::Stopped { stopped: true }),
     }
-}
-
-/// Reply data from a protocol type.
-pub(super) fn json<T: serde::Serialize>(data: T) -> proto::Data {
-    proto::data(&data)
 }
 
 /// The status rows of a core status view; what only the runtime measures is left empty.
