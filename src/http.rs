@@ -149,6 +149,7 @@ async fn ask<T: serde::de::DeserializeOwned>(
         cmd,
         reply,
         stream: None,
+        origin: None,
     };
     tokio::time::timeout(LOOP_DEADLINE, async {
         requests.send(request).await.ok()?;

@@ -2,7 +2,6 @@
 //! replacement that never gets ready, diff/apply with added, removed and changed apps, a
 //! bad file, scale ±N, signal --group, env files, listen changes.
 
-use std::io::Read;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,25 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::load::*;
 use crate::support::*;
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").port()
-}
-
-/// `web`: `instances` testkit `accept` servers sharing `port`, ready once they say so.
-fn web(port: u16, instances: u32, extra: &str) -> String {
-    kit_app(
-        "web",
-        &["accept"],
-        &format!(
-            "instances = {instances}\nlisten = [\"tcp://127.0.0.1:{port}\"]\n\
-             ready = {{ log = \"listen-ready\", timeout = \"5s\" }}\n{extra}"
-        ),
-    )
-}
 
 fn pids(d: &Daemon, app: &str) -> Vec<i64> {
     let status = d.json(&["status", app]);
@@ -44,64 +26,6 @@ fn wait_ready(d: &Daemon, app: &str, n: usize) {
     for i in 0..n {
         d.wait_instance(app, i, "ready", |r| r["ready"] == true);
     }
-}
-
-/// Requests against `port` from 4 threads until stopped: each connects, reads the
-/// answering pid (2 s bound on each step). Counts answers and failures.
-struct Load {
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<(u64, Vec<String>)>>,
-}
-
-impl Load {
-    fn start(port: u16) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..4)
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    let (mut ok, mut failed) = (0, Vec::new());
-                    while !stop.load(Ordering::Relaxed) {
-                        match ask(port) {
-                            Ok(_) => ok += 1,
-                            Err(e) => failed.push(e),
-                        }
-                    }
-                    (ok, failed)
-                })
-            })
-            .collect();
-        Load { stop, threads }
-    }
-
-    /// Stop; the answered count and every failure.
-    fn finish(self) -> (u64, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut all = (0, Vec::new());
-        for t in self.threads {
-            let (ok, failed) = t.join().expect("load thread");
-            all.0 += ok;
-            all.1.extend(failed);
-        }
-        all
-    }
-}
-
-fn ask(port: u16) -> Result<i64, String> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .map_err(|e| e.to_string())?;
-    let mut reply = String::new();
-    stream
-        .read_to_string(&mut reply)
-        .map_err(|e| e.to_string())?;
-    reply
-        .trim()
-        .parse()
-        .map_err(|_| format!("answer {reply:?}"))
 }
 
 /// Polls `status` until stopped: the least number of instances able to serve seen

@@ -11,5 +11,6 @@ mod logs;
 mod packaging;
 mod pid1;
 mod probes;
+mod reexec;
 mod repo;
 mod watch;

@@ -102,6 +102,8 @@ enum Verb {
     },
     /// Stop every app and make supd exit, as SIGTERM does
     Shutdown,
+    /// Execute supd's binary again in place (an upgrade), every app kept running
+    Reexec,
     /// Show the last log lines of APP (default: every app), then follow with -f
     Logs {
         /// `name`, `name:INDEX` or `all` [default: all]
@@ -177,6 +179,7 @@ impl Verb {
                 group: *group,
             },
             Verb::Shutdown => Command::Shutdown,
+            Verb::Reexec => Command::Reexec,
             Verb::Logs { reopen: true, .. } => Command::Reopen,
             Verb::Logs {
                 app,
@@ -254,7 +257,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     if let Command::Logs { .. } = command {
         return stream_logs(cli, &path, command);
     }
-    let reply = match Client::connect(&path).and_then(|mut client| client.call(command)) {
+    let reply = match Client::call_once(&path, command) {
         Ok(reply) => reply,
         Err(err) => return Ok(client_failure(cli, &err)),
     };
@@ -323,6 +326,13 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Err(err) => return Ok(bad_data(cli, &path, err)),
         },
         Verb::Shutdown => "every app stopped; supd is exiting\n".to_owned(),
+        Verb::Reexec => match reply.data_as::<sup::control::proto::Reexeced>() {
+            Ok(r) => format!(
+                "supd {} re-executed as {} from {} in {} ms (pid {}, {} processes kept)\n",
+                r.from, r.to, r.exe, r.took_ms, r.pid, r.processes
+            ),
+            Err(err) => return Ok(bad_data(cli, &path, err)),
+        },
         Verb::Logs { .. } => "log files reopened\n".to_owned(),
         Verb::Health if unhealthy => {
             for problem in health.iter().flat_map(|h| &h.problems) {

@@ -81,6 +81,8 @@ fn parse_args(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Pars
 }
 
 fn main() -> ExitCode {
+    // First, while supd has one thread: it takes a variable out of the environment.
+    let handover = sup::runtime::take_handover();
     let args = match parse_args(std::env::args_os().skip(1)) {
         Ok(Parsed::Run(args)) => args,
         Ok(Parsed::Help) => {
@@ -98,6 +100,16 @@ fn main() -> ExitCode {
     };
     // Held until main returns: dropping it flushes what is queued.
     let _log_guard = init_tracing();
+    match handover {
+        Some(Ok(handover)) => {
+            let code = sup::runtime::resume(handover);
+            return ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FATAL));
+        }
+        Some(Err(e)) => {
+            tracing::error!("re-exec: {e}; starting from the config file instead");
+        }
+        None => {}
+    }
 
     let path = match args
         .config
@@ -147,6 +159,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FATAL);
         }
     };
+    // Only now is it sure no other supd serves this socket: what the state file beside it
+    // names is left by one that is gone.
+    sup::process::leftovers::clear(&sup::process::leftovers::state_file(&socket));
     let code = sup::runtime::run(config, args.profile.clone(), listener, socket);
     ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FATAL))
 }

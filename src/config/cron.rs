@@ -26,7 +26,7 @@ pub const CRON_EXPECTED: &str = "a cron expression: 5 fields like `0 3 * * *` (0
 pub const TZ_EXPECTED: &str = "an IANA time zone name like `Europe/Berlin` or `UTC`";
 
 /// The cron keys of an app: when it is restarted on a schedule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CronSettings {
     /// `cron_restart`: the expression, already parsed.
     pub expr: CronExpr,
@@ -39,7 +39,7 @@ pub struct CronSettings {
 
 /// `cron_overlap = "skip" | "restart"`: what a cron tick does to a `restart = "never"` app
 /// whose previous run is still running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CronOverlap {
     /// Leave the running one alone; this tick is dropped (default).
     Skip,
@@ -159,6 +159,26 @@ impl fmt::Debug for CronZone {
         f.debug_tuple("CronZone").field(&self.name).finish()
     }
 }
+
+/// Both cron types cross a re-exec as the text they were parsed from, and are parsed again.
+macro_rules! as_text {
+    ($($name:ty => $text:ident),*) => {$(
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.$text())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <String as serde::Deserialize>::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+as_text!(CronExpr => as_str, CronZone => name);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -17,7 +17,7 @@ use super::units::{format_size, signal_name};
 use super::{App, Config, Signal, Supervisor};
 
 /// What must happen for a changed key to take effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Needs {
     /// A new process: the instances are replaced (a rolling restart).
     Restart,
@@ -29,7 +29,7 @@ pub enum Needs {
 
 /// One changed key. `old` and `new` are the values as an operator would write them;
 /// `None` = not set on that side.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Change {
     /// The key as in the file (`kill_timeout`, `env.NODE_ENV`, `socket`).
     pub key: String,
@@ -42,7 +42,7 @@ pub struct Change {
 }
 
 /// How an app differs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DiffKind {
     /// Only in the new config.
     Added,
@@ -53,7 +53,7 @@ pub enum DiffKind {
 }
 
 /// One app that is not the same in both configs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AppDiff {
     /// Its name.
     pub name: String,
@@ -65,7 +65,7 @@ pub struct AppDiff {
 }
 
 /// The difference between the running config and the file's.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Diff {
     /// Added and changed apps in the new file's order, then removed ones in the old
     /// order. Unchanged apps are not listed.

@@ -25,7 +25,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use probe::{Check, HealthSettings, ReadySettings};
 
 /// A validated configuration: what supd runs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Config {
     /// The file it was read from (absolute), shown in `status` and in errors.
     pub path: PathBuf,
@@ -36,7 +36,7 @@ pub struct Config {
 }
 
 /// `[supervisor]`: settings of supd itself.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Supervisor {
     /// `socket`: the control socket path, when the file sets one.
     pub socket: Option<PathBuf>,
@@ -50,7 +50,7 @@ pub struct Supervisor {
 }
 
 /// One `[[app]]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct App {
     /// `name`: unique, `[A-Za-z0-9_.-]+`, not `all`.
     pub name: String,
@@ -150,7 +150,7 @@ impl App {
 /// instance down at a time.
 ///
 /// This is configuration only; sampling is [`crate::monitor`]'s, deciding is the core's.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MemorySettings {
     /// `max_memory`: the limit in bytes on an instance's whole process tree (its RSS
     /// summed). `None`: no limit, nothing is acted on (default). At least 1 MiB.
@@ -194,7 +194,7 @@ impl Default for MemorySettings {
 }
 
 /// `memory_action = "restart" | "stop"`: what happens to an instance over `max_memory`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MemoryAction {
     /// Restart it (reason `memory`), at most `max_unavailable` instances at a time.
     Restart,
@@ -203,7 +203,7 @@ pub enum MemoryAction {
 }
 
 /// The `log_*` keys of an app (DESIGN §3). [`Default`] gives the documented defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogSettings {
     /// `log_format`: how a record is written (default text).
     pub format: LogFormat,
@@ -293,7 +293,7 @@ impl Default for LogSettings {
 }
 
 /// `log_format = "text" | "json"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LogFormat {
     /// `2026-11-23T03:40:00.123Z backend:0 out | message`.
     Text,
@@ -303,7 +303,7 @@ pub enum LogFormat {
 
 /// `log_json = "string" | "embed"`: what the JSON format does with a child's line that is
 /// itself a JSON object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LogJson {
     /// Every line is a string under `msg`.
     String,
@@ -312,7 +312,7 @@ pub enum LogJson {
 }
 
 /// `log_rotate = "daily" | "hourly"`: rotation when the UTC day or hour changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LogRotate {
     /// At the first record of a new UTC day.
     Daily,
@@ -321,7 +321,7 @@ pub enum LogRotate {
 }
 
 /// `log_target = "file" | "stdout" | "both"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LogTarget {
     /// The app's log files only.
     File,
@@ -332,7 +332,7 @@ pub enum LogTarget {
 }
 
 /// `restart = "always" | "on-failure" | "never"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RestartMode {
     /// Restart whatever the exit status (PM2's behaviour).
     Always,
@@ -343,7 +343,7 @@ pub enum RestartMode {
 }
 
 /// A signal by number, validated from a name like `"SIGINT"` or `"INT"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Signal(pub i32);
 
 impl Signal {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 /// What a probe checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Check {
     /// `notify = true`: the instance sends `READY=1` to its sd_notify socket.
     Notify,
@@ -39,7 +39,7 @@ impl Check {
 }
 
 /// A parsed `http://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HttpTarget {
     /// The URL as written, for messages.
     pub url: String,
@@ -53,7 +53,7 @@ pub struct HttpTarget {
 
 /// `ready = { ... }`: until the check passes an instance is `starting`; if it has not
 /// passed within `timeout`, the start failed (it is stopped and counted as a failure).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReadySettings {
     /// What is checked.
     pub check: Check,
@@ -72,7 +72,7 @@ impl ReadySettings {
 
 /// `health = { ... }`: a liveness check of a ready instance; `failures` failed checks in a
 /// row restart it with reason `probe`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HealthSettings {
     /// What is checked (http, tcp or exec).
     pub check: Check,

@@ -167,6 +167,27 @@ impl Client {
         Ok(reply)
     }
 
+    /// Connect to `path` and [`Client::call`] `cmd`. A read-only command
+    /// ([`Command::is_read_only`]) whose connection is cut before its answer (a supd
+    /// re-executing itself closes the connections it does not carry over) is sent again
+    /// on a new connection, up to three times.
+    pub fn call_once(path: &Path, cmd: Command) -> Result<Reply, ClientError> {
+        let mut tries = 0;
+        loop {
+            let outcome = Client::connect(path).and_then(|mut c| c.call(cmd.clone()));
+            let cut = matches!(
+                outcome,
+                Err(ClientError::Closed { .. }
+                    | ClientError::Io { .. }
+                    | ClientError::Protocol { .. })
+            );
+            tries += 1;
+            if !cut || !cmd.is_read_only() || tries >= 3 {
+                return outcome;
+            }
+        }
+    }
+
     /// Send `cmd` and hand every reply to `on_reply`, the `more: true` ones and then the
     /// terminal one, after which this returns. When `on_reply` returns `false` the stream
     /// is abandoned: the connection is shut down and this client cannot be used again.

@@ -83,6 +83,9 @@ pub enum Command {
     },
     /// Stop everything and exit, as SIGTERM does.
     Shutdown,
+    /// Execute supd's binary again in place (as SIGUSR2 does), every app kept running.
+    /// Answered by the new supd: [`Reexeced`].
+    Reexec,
     /// The last `lines` log records of a target, then (with `follow`) every new one as it
     /// is written. Streams: replies with `more` carry `{"records":[…]}`.
     Logs {
@@ -433,6 +436,23 @@ pub struct Flushed {
     pub flushed: Vec<String>,
 }
 
+/// `data` of `reexec`, given by the new supd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reexeced {
+    /// supd's pid, the same before and after.
+    pub pid: i32,
+    /// The version that was running.
+    pub from: String,
+    /// The version running now.
+    pub to: String,
+    /// The binary executed.
+    pub exe: String,
+    /// From the exec to the new supd serving, in milliseconds.
+    pub took_ms: u64,
+    /// Processes, pipes and sockets the new supd took over.
+    pub processes: usize,
+}
+
 /// `data` of `reopen`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reopened {
@@ -519,8 +539,8 @@ pub struct ActionResult {
 ///
 /// Keep in step with [`Command`] ([`Command::name`] is the exhaustive match that names them).
 pub const COMMANDS: &[&str] = &[
-    "status", "start", "stop", "restart", "reload", "scale", "signal", "shutdown", "logs", "flush",
-    "reopen", "health", "diff", "apply",
+    "status", "start", "stop", "restart", "reload", "scale", "signal", "shutdown", "reexec",
+    "logs", "flush", "reopen", "health", "diff", "apply",
 ];
 
 /// A reply line that could not be understood.
@@ -538,6 +558,15 @@ pub enum ProtoError {
 }
 
 impl Command {
+    /// Asks only for facts and changes nothing: safe to send again when a connection was
+    /// cut before its answer (as a re-exec of supd may cut one).
+    pub fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Status { .. } | Command::Health | Command::Diff { .. }
+        ) || matches!(self, Command::Logs { follow: false, .. })
+    }
+
     /// The wire name of this command (`"restart"`), as in the request's `cmd` field.
     pub fn name(&self) -> &'static str {
         match self {
@@ -549,6 +578,7 @@ impl Command {
             Command::Signal { .. } => "signal",
             Command::Scale { .. } => "scale",
             Command::Shutdown => "shutdown",
+            Command::Reexec => "reexec",
             Command::Logs { .. } => "logs",
             Command::Flush { .. } => "flush",
             Command::Reopen => "reopen",
@@ -773,7 +803,7 @@ pub fn decode_request(line: &[u8]) -> Result<Request, Reply> {
 
 fn takes_no_arguments(cmd: &Command) -> bool {
     match cmd {
-        Command::Shutdown | Command::Reopen | Command::Health => true,
+        Command::Shutdown | Command::Reexec | Command::Reopen | Command::Health => true,
         Command::Status { .. }
         | Command::Start { .. }
         | Command::Stop { .. }
@@ -872,6 +902,7 @@ mod tests {
                 group: false,
             },
             Command::Shutdown,
+            Command::Reexec,
             Command::Logs {
                 app: None,
                 lines: 5,
@@ -1148,7 +1179,7 @@ mod tests {
             (
                 11,
                 ErrorKind::UnknownCommand,
-                "unknown command \"frobnicate\"; this daemon knows: status, start, stop, restart, reload, scale, signal, shutdown, logs, flush, reopen, health, diff, apply"
+                "unknown command \"frobnicate\"; this daemon knows: status, start, stop, restart, reload, scale, signal, shutdown, reexec, logs, flush, reopen, health, diff, apply"
                     .to_owned()
             )
         );

@@ -3,6 +3,7 @@
 //! oneshot channel. Knows nothing of the supervisor state.
 
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::os::unix::net::UnixListener as StdListener;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,22 @@ pub struct ControlRequest {
     /// For streaming commands (`logs`): the data of each non-terminal reply. Closed when
     /// the client hangs up, which tells the sender to stop.
     pub stream: Option<mpsc::Sender<proto::Data>>,
+    /// The control connection it came on (none for HTTP): what a re-exec carries over so
+    /// the next supd gives the answer.
+    pub origin: Option<Origin>,
 }
+
+/// Where on the control socket a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// The connection's fd, open while its request waits for the answer.
+    pub conn: RawFd,
+    /// The id the client gave the request.
+    pub wire_id: u64,
+}
+
+/// The answer a connection waits for.
+pub type Outcome = Result<proto::Data, ErrorBody>;
 
 /// Non-terminal replies that may wait for a slow client before the sender waits too.
 const STREAM_QUEUE: usize = 64;
@@ -122,9 +138,40 @@ pub fn serve(listener: StdListener, requests: mpsc::Sender<ControlRequest>) -> i
     Ok(())
 }
 
+/// A connection an earlier supd accepted and handed over at its re-exec: writes the
+/// answer it waits for (if any) when `answer` gives it, then serves it as any other.
+pub fn adopt(
+    conn: OwnedFd,
+    answer: Option<(u64, oneshot::Receiver<Outcome>)>,
+    requests: mpsc::Sender<ControlRequest>,
+) -> io::Result<()> {
+    let stream = std::os::unix::net::UnixStream::from(conn);
+    stream.set_nonblocking(true)?;
+    let mut stream = UnixStream::from_std(stream)?;
+    tokio::spawn(async move {
+        if let Some((id, rx)) = answer {
+            let reply = match rx.await {
+                Ok(Ok(data)) => Reply::ok(id, data),
+                Ok(Err(error)) => Reply::error(id, error.kind, error.message),
+                Err(_) => Reply::error(id, ErrorKind::ShuttingDown, "supd is shutting down"),
+            };
+            if stream
+                .write_all(&proto::encode_reply(&reply))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        connection(stream, requests).await;
+    });
+    Ok(())
+}
+
 /// One client: requests are answered in order; a bad line gets an error reply and the
 /// connection stays open.
 async fn connection(stream: UnixStream, requests: mpsc::Sender<ControlRequest>) {
+    let conn = stream.as_raw_fd();
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
@@ -139,10 +186,12 @@ async fn connection(stream: UnixStream, requests: mpsc::Sender<ControlRequest>) 
             ),
             Ok(LineRead::Line) => match proto::decode_request(&line) {
                 Err(reply) => reply,
-                Ok(request) => match answer(request, &requests, &mut reader, &mut write).await {
-                    Some(reply) => reply,
-                    None => return,
-                },
+                Ok(request) => {
+                    match answer(request, conn, &requests, &mut reader, &mut write).await {
+                        Some(reply) => reply,
+                        None => return,
+                    }
+                }
             },
         };
         if write.write_all(&proto::encode_reply(&reply)).await.is_err() {
@@ -155,6 +204,7 @@ async fn connection(stream: UnixStream, requests: mpsc::Sender<ControlRequest>) 
 /// a stream as they come. `None` when the client went away meanwhile.
 async fn answer(
     request: proto::Request,
+    conn: RawFd,
     requests: &mpsc::Sender<ControlRequest>,
     reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
     write: &mut tokio::net::unix::OwnedWriteHalf,
@@ -173,6 +223,7 @@ async fn answer(
         cmd: request.cmd,
         reply: tx,
         stream,
+        origin: Some(Origin { conn, wire_id: id }),
     };
     if requests.send(forwarded).await.is_err() {
         return Some(gone());

@@ -17,7 +17,7 @@ use crate::config::{App as AppConfig, Config};
 
 /// A plan handed to the core in an [`Order::Apply`]; equal only to itself (orders are
 /// compared in tests, plans are not).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Planned(pub Arc<Plan>);
 
 impl PartialEq for Planned {
@@ -29,7 +29,7 @@ impl PartialEq for Planned {
 impl Eq for Planned {}
 
 /// What an apply of `config` does, app by app.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     /// The file, validated.
     pub config: Arc<Config>,
@@ -40,7 +40,7 @@ pub struct Plan {
 }
 
 /// What happens to one app.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AppPlan {
     /// Its name.
     pub name: String,
@@ -53,7 +53,7 @@ pub struct AppPlan {
 }
 
 /// What happens to one app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Step {
     /// New: started (if `autostart`).
     Add {

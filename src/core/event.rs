@@ -6,7 +6,9 @@ use super::state::{Gen, Notice, ReqId, Slot, Time};
 
 /// A timer the core asked for. A timer that no longer matches the state is ignored, so
 /// the runtime never has to cancel one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Timer {
     /// Start the slot again (end of a backoff or an errored pause), if it still waits for `at`.
     Start {
@@ -57,7 +59,9 @@ pub enum Timer {
 }
 
 /// Which of an app's probes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum ProbeKind {
     /// `ready`: gates `starting` → `online`.
     Ready,
@@ -66,7 +70,7 @@ pub enum ProbeKind {
 }
 
 /// One instance's resource use, measured over its whole process tree.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     /// The slot.
     pub slot: Slot,

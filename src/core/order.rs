@@ -5,7 +5,7 @@
 use crate::config::Signal;
 
 /// What a request asks. A `target` is `name`, `name:INDEX` or `all`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Order {
     /// Status of every app (`None`, `all`) or of one app or instance.
     Status {
@@ -67,7 +67,7 @@ pub enum Order {
 }
 
 /// What [`Order::Act`] does to each instance it names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Action {
     /// Start a stopped instance; a running one is left alone.
     Start,
@@ -91,7 +91,7 @@ impl Order {
 }
 
 /// How many instances `scale` asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Count {
     /// This many.
     To(u32),
@@ -100,7 +100,7 @@ pub enum Count {
 }
 
 /// A child's output stream, for log queries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Stream {
     /// Standard output.
     Out,
@@ -109,7 +109,7 @@ pub enum Stream {
 }
 
 /// Why an order was not carried out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Refusal {
     /// The class of refusal.
     pub kind: RefusalKind,
@@ -118,7 +118,7 @@ pub struct Refusal {
 }
 
 /// Classes of [`Refusal`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RefusalKind {
     /// The order's arguments are out of range.
     BadRequest,

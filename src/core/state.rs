@@ -10,7 +10,7 @@ use crate::config::{App as AppConfig, Config};
 pub type ReqId = u64;
 
 /// How a process ended, as `waitpid` reported it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ExitStatus {
     /// It exited with this code.
     Code(i32),
@@ -42,7 +42,7 @@ impl ExitStatus {
 }
 
 /// What an instance said on its sd_notify socket (one datagram, already parsed).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Notice {
     /// `READY=1`.
     pub ready: bool,
@@ -107,7 +107,9 @@ pub type Time = Duration;
 pub type Gen = u64;
 
 /// One instance position: app (by position in the config) and index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Slot {
     /// Position of the app in [`State::apps`].
     pub app: usize,
@@ -116,7 +118,7 @@ pub struct Slot {
 }
 
 /// The whole supervisor state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct State {
     /// Facts about supd itself, for `status`.
     pub info: SupervisorFacts,
@@ -129,7 +131,7 @@ pub struct State {
 }
 
 /// What `status` says about supd itself.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SupervisorFacts {
     /// supd's pid.
     pub pid: i32,
@@ -144,7 +146,7 @@ pub struct SupervisorFacts {
 }
 
 /// A shutdown in progress.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Shutdown {
     /// Shutdown requests to answer just before exiting.
     pub waiting: Vec<ReqId>,
@@ -155,7 +157,7 @@ pub struct Shutdown {
 }
 
 /// One app and its slots.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct App {
     /// Its validated configuration.
     pub config: AppConfig,
@@ -185,7 +187,7 @@ pub struct App {
 }
 
 /// One instance slot and its history.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Instance {
     /// Where it is in its lifecycle.
     pub phase: Phase,
@@ -220,7 +222,7 @@ pub struct Instance {
 }
 
 /// A process of a slot that a newer one replaces (surge first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OldProcess {
     /// Its leader (and process group).
     pub pid: i32,
@@ -235,7 +237,7 @@ pub struct OldProcess {
 }
 
 /// How far the stop of an [`OldProcess`] got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OldStop {
     /// The leader is not reaped yet.
     pub leader_alive: bool,
@@ -244,7 +246,7 @@ pub struct OldStop {
 }
 
 /// What the last sample of an instance found.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     /// Resident memory of the whole tree.
     pub rss_bytes: u64,
@@ -253,7 +255,7 @@ pub struct Usage {
 }
 
 /// How the previous process of a slot ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LastExit {
     /// Reaped with this status.
     Status(ExitStatus),
@@ -262,7 +264,7 @@ pub enum LastExit {
 }
 
 /// What to do once a stopping generation's group is gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AfterStop {
     /// Stay stopped.
     Stop,
@@ -289,7 +291,7 @@ pub enum AfterStop {
 
 /// The lifecycle phase of a slot (DESIGN §5). A pid exists only in the phases where a
 /// process does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Phase {
     /// A spawn order is out; the runtime reports back before anything else happens.
     Spawning {
@@ -370,7 +372,7 @@ impl Phase {
 }
 
 /// A request that completes when its slots reach a goal.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Pending {
     /// The request.
     pub req: ReqId,
@@ -383,7 +385,7 @@ pub struct Pending {
 }
 
 /// What completes a request for one slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Goal {
     /// The process of this generation is gone (stopped, or already replaced by a later
     /// order).

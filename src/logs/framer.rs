@@ -121,6 +121,19 @@ impl Framer {
         self.continued = false;
     }
 
+    /// Takes the line not finished yet and whether a piece of it was already emitted,
+    /// leaving the framer empty: what a re-exec carries to the next supd's framer.
+    pub fn take_partial(&mut self) -> (Vec<u8>, bool) {
+        let continued = std::mem::replace(&mut self.continued, false);
+        (std::mem::take(&mut self.tail), continued)
+    }
+
+    /// Goes on with a line [`Framer::take_partial`] took from another framer.
+    pub fn resume(&mut self, tail: Vec<u8>, continued: bool) {
+        self.tail = tail;
+        self.continued = continued;
+    }
+
     /// Bytes held back waiting for the rest of their line.
     pub fn pending(&self) -> usize {
         self.tail.len()

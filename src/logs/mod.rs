@@ -87,7 +87,7 @@ pub mod time;
 pub mod watch;
 pub mod writer;
 
-pub use self::pipeline::{AppLog, Logs, APP_BUDGET, FLUSH_GRACE};
+pub use self::pipeline::{AppLog, Logs, Paused, APP_BUDGET, FLUSH_GRACE};
 pub use self::record::{parse_line, Filter, Record};
 pub use self::stream::{Stream, StreamMeta};
 pub use self::tail::tail;

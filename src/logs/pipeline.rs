@@ -41,6 +41,28 @@ pub const APP_BUDGET: usize = 16;
 /// readers stopped. Only a hung file system (or a long compression) makes it matter.
 pub const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
+/// A reader task and what it reads.
+#[derive(Debug)]
+struct ReaderTask {
+    id: u64,
+    meta: StreamMeta,
+    /// Gives the pipe back when paused.
+    task: JoinHandle<Option<OwnedFd>>,
+}
+
+/// A child's pipe taken out of the pipeline by [`Logs::pause`], with its unfinished line.
+#[derive(Debug)]
+pub struct Paused {
+    /// Whose output it carries.
+    pub meta: StreamMeta,
+    /// The read end, bytes not read yet still in it.
+    pub pipe: OwnedFd,
+    /// Bytes read after the stream's last complete line.
+    pub partial: Vec<u8>,
+    /// A piece of that line (longer than `log_max_line`) was already written.
+    pub continued: bool,
+}
+
 /// One app as the log pipeline needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppLog {
@@ -82,12 +104,12 @@ struct AppEntry {
 #[derive(Debug)]
 pub struct Logs {
     tx: mpsc::UnboundedSender<Msg>,
-    /// Set to true when readers must stop at the shutdown deadline.
-    stop: watch::Sender<bool>,
+    /// Tells the readers to stop (the shutdown deadline) or to pause (a re-exec).
+    stop: watch::Sender<reader::Halt>,
     /// Completes when the writer thread has written everything and ended.
     done: oneshot::Receiver<()>,
     thread: Option<std::thread::JoinHandle<()>>,
-    readers: Mutex<Vec<JoinHandle<()>>>,
+    readers: Mutex<Vec<ReaderTask>>,
     next_id: AtomicU64,
     shared: Arc<Shared>,
     apps: HashMap<String, AppEntry>,
@@ -135,7 +157,7 @@ impl Logs {
                 writer.run(rx);
                 let _ = done_tx.send(());
             })?;
-        let (stop, _) = watch::channel(false);
+        let (stop, _) = watch::channel(reader::Halt::No);
         Ok(Logs {
             tx,
             stop,
@@ -215,6 +237,22 @@ impl Logs {
     /// Must be called inside a tokio runtime with I/O enabled; fails otherwise, if `pipe`
     /// is not the read end of a pipe, or after the writer stopped.
     pub fn attach(&self, meta: StreamMeta, pipe: OwnedFd) -> io::Result<()> {
+        self.attach_with(meta, pipe, None)
+    }
+
+    /// [`Logs::attach`] for a pipe [`Logs::pause`] gave back (here or in the supd before a
+    /// re-exec): its first line begins with the bytes the pipeline had already read.
+    pub fn resume(&self, paused: Paused) -> io::Result<()> {
+        let partial = (paused.partial, paused.continued);
+        self.attach_with(paused.meta, paused.pipe, Some(partial))
+    }
+
+    fn attach_with(
+        &self,
+        meta: StreamMeta,
+        pipe: OwnedFd,
+        partial: Option<(Vec<u8>, bool)>,
+    ) -> io::Result<()> {
         let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
         let _guard = runtime.enter();
         let pipe = pipe::Receiver::from_owned_fd(pipe)?;
@@ -228,11 +266,12 @@ impl Logs {
             .send(Msg::Open {
                 id,
                 meta: meta.clone(),
+                partial,
             })
             .map_err(|_| writer_gone())?;
         let task = runtime.spawn(reader::read_pipe(
             id,
-            meta,
+            meta.clone(),
             pipe,
             self.tx.clone(),
             self.stop.subscribe(),
@@ -244,10 +283,43 @@ impl Logs {
         // when the vector is full, so an attach costs O(1) on average rather than a pass
         // over every reader (which made starting N instances cost N² checks).
         if readers.len() == readers.capacity() {
-            readers.retain(|r| !r.is_finished());
+            readers.retain(|r| !r.task.is_finished());
         }
-        readers.push(task);
+        readers.push(ReaderTask { id, meta, task });
         Ok(())
+    }
+
+    /// A re-exec: stops every reader, leaving the bytes not read yet in their pipes, has
+    /// the writer write everything read so far, and returns each open pipe with the line
+    /// its stream had begun. Nothing is lost, cut or written twice: the next supd (or this
+    /// one, if the exec fails) [`Logs::resume`]s each pipe where it was.
+    pub async fn pause(&self) -> io::Result<Vec<Paused>> {
+        self.stop.send_replace(reader::Halt::Pause);
+        let readers =
+            std::mem::take(&mut *self.readers.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut pipes = Vec::new();
+        for ReaderTask { id, meta, task } in readers {
+            if let Ok(Some(pipe)) = task.await {
+                pipes.push((id, meta, pipe));
+            }
+        }
+        let (reply, partials) = oneshot::channel();
+        let handed = self.tx.send(Msg::Handover { reply });
+        self.stop.send_replace(reader::Halt::No);
+        handed.map_err(|_| writer_gone())?;
+        let mut partials = partials.await.map_err(|_| writer_gone())?;
+        Ok(pipes
+            .into_iter()
+            .map(|(id, meta, pipe)| {
+                let (partial, continued) = partials.remove(&id).unwrap_or_default();
+                Paused {
+                    meta,
+                    pipe,
+                    partial,
+                    continued,
+                }
+            })
+            .collect())
     }
 
     /// Lines of `app` lost to write errors since start, or since it was added by
@@ -367,7 +439,7 @@ impl Logs {
         let readers = readers.into_inner().unwrap_or_else(PoisonError::into_inner);
         let all_eof = async {
             for reader in readers {
-                let _ = reader.await;
+                let _ = reader.task.await;
             }
         };
         if tokio::time::timeout(deadline, all_eof).await.is_err() {
@@ -375,7 +447,7 @@ impl Logs {
                 ?deadline,
                 "some child pipes are still open (a descendant holds them); stopped reading them"
             );
-            stop.send_replace(true);
+            stop.send_replace(reader::Halt::Stop);
         }
         if tokio::time::timeout(FLUSH_GRACE, done).await.is_err() {
             tracing::warn!(grace = ?FLUSH_GRACE, "log writer did not finish in time");

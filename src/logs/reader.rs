@@ -52,6 +52,22 @@ enum Mode {
     Polled(std::fs::File),
 }
 
+/// What the pipeline asks of its readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Halt {
+    /// Read on.
+    No,
+    /// Shutdown's deadline: stop reading; the stream is over.
+    Stop,
+    /// A re-exec: stop reading and give the pipe back, unread bytes in it, without ending
+    /// the stream.
+    Pause,
+}
+
+fn halted(h: &Halt) -> bool {
+    *h != Halt::No
+}
+
 /// What one read brought.
 enum Read {
     /// This many bytes, sent to the writer.
@@ -60,10 +76,13 @@ enum Read {
     Empty,
     /// End of file, a read error, `stop`, or the writer is gone: the stream is over.
     Over,
+    /// Asked to halt before reading.
+    Halted,
 }
 
 /// Reads `pipe` until end of file (or a read error, or `stop`), sending every chunk to the
 /// writer, then an end-of-file message so the writer emits the unterminated last line.
+/// Asked to pause ([`Halt::Pause`]), it returns the pipe instead, and sends nothing more.
 ///
 /// The stream's [`Msg::Open`] is not sent here but by [`super::Logs::attach`], on the
 /// caller's thread: so it reaches the writer before any control message sent after the
@@ -73,10 +92,10 @@ pub(super) async fn read_pipe(
     meta: StreamMeta,
     pipe: pipe::Receiver,
     tx: mpsc::UnboundedSender<Msg>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<Halt>,
     shared: Arc<Shared>,
     budget: Arc<Semaphore>,
-) {
+) -> Option<std::os::fd::OwnedFd> {
     let reader = Reader {
         id,
         meta: &meta,
@@ -87,7 +106,7 @@ pub(super) async fn read_pipe(
     let mut mode = Mode::Woken(pipe);
     let mut last_short: Option<Instant> = None;
     let mut grown = false;
-    loop {
+    let kept = loop {
         mode = match mode {
             Mode::Woken(pipe) => {
                 let ready = tokio::select! {
@@ -95,16 +114,20 @@ pub(super) async fn read_pipe(
                     // the pipe ready forever and shutdown would never be observed.
                     biased;
                     // Also completes when the sender is gone (Logs dropped without finish).
-                    _ = stop.wait_for(|stop| *stop) => break,
-                    ready = pipe.readable() => ready,
+                    _ = stop.wait_for(halted) => None,
+                    ready = pipe.readable() => Some(ready),
+                };
+                let Some(ready) = ready else {
+                    break Some(Mode::Woken(pipe));
                 };
                 if let Err(e) = ready {
                     reader.failed(&e);
-                    break;
+                    break None;
                 }
                 let got = reader.read(&mut stop, |buf| pipe.try_read_buf(buf)).await;
                 match got {
-                    Read::Over => break,
+                    Read::Over => break None,
+                    Read::Halted => break Some(Mode::Woken(pipe)),
                     Read::Empty => Mode::Woken(pipe),
                     Read::Bytes(n) if n > READ_SIZE / 2 => {
                         // A full pipe: a flood in big writes. A bigger pipe lets the child
@@ -132,7 +155,7 @@ pub(super) async fn read_pipe(
                                 }
                                 Err(e) => {
                                     reader.failed(&e);
-                                    break;
+                                    break None;
                                 }
                             },
                         }
@@ -140,29 +163,33 @@ pub(super) async fn read_pipe(
                 }
             }
             Mode::Polled(mut file) => {
-                tokio::select! {
+                let tick = tokio::select! {
                     biased;
-                    _ = stop.wait_for(|stop| *stop) => break,
-                    _ = tokio::time::sleep(COALESCE) => {}
+                    _ = stop.wait_for(halted) => false,
+                    _ = tokio::time::sleep(COALESCE) => true,
+                };
+                if !tick {
+                    break Some(Mode::Polled(file));
                 }
                 // Drain what piled up; a tick that finds nothing makes the stream idle.
                 let mut took = 0;
-                let over = loop {
+                let got = loop {
                     let got = reader
                         .read(&mut stop, |buf| read_into(&mut file, buf))
                         .await;
                     match got {
-                        Read::Over => break true,
                         Read::Bytes(n) if n == READ_SIZE => took += n,
                         Read::Bytes(n) => {
                             took += n;
-                            break false;
+                            break Read::Bytes(n);
                         }
-                        Read::Empty => break false,
+                        got => break got,
                     }
                 };
-                if over {
-                    break;
+                match got {
+                    Read::Over => break None,
+                    Read::Halted => break Some(Mode::Polled(file)),
+                    _ => {}
                 }
                 if took > 0 {
                     Mode::Polled(file)
@@ -172,14 +199,23 @@ pub(super) async fn read_pipe(
                         Ok(pipe) => Mode::Woken(pipe),
                         Err(e) => {
                             reader.failed(&e);
-                            break;
+                            break None;
                         }
                     }
                 }
             }
         };
+    };
+    if *stop.borrow() == Halt::Pause {
+        if let Some(mode) = kept {
+            return match mode {
+                Mode::Woken(pipe) => pipe.into_nonblocking_fd().ok(),
+                Mode::Polled(file) => Some(file.into()),
+            };
+        }
     }
     let _ = tx.send(Msg::Eof { id, ms: now_ms() });
+    None
 }
 
 /// One stream's side of the hand-over: budget, chunks, errors.
@@ -196,14 +232,14 @@ impl Reader<'_> {
     /// what came to the writer.
     async fn read(
         &self,
-        stop: &mut watch::Receiver<bool>,
+        stop: &mut watch::Receiver<Halt>,
         read: impl FnOnce(&mut Vec<u8>) -> std::io::Result<usize>,
     ) -> Read {
         // Taken once data is there, not before: an idle pipe must not hold budget that
         // its app's busy pipes need.
         let permit = tokio::select! {
             biased;
-            _ = stop.wait_for(|stop| *stop) => return Read::Over,
+            _ = stop.wait_for(halted) => return Read::Halted,
             permit = Arc::clone(self.budget).acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => return Read::Over, // closed: only when the pipeline is torn down
@@ -286,10 +322,10 @@ mod tests {
     ) -> (
         std::os::fd::OwnedFd,
         mpsc::UnboundedReceiver<Msg>,
-        watch::Sender<bool>,
+        watch::Sender<Halt>,
     ) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (stop_tx, stop) = watch::channel(false);
+        let (stop_tx, stop) = watch::channel(Halt::No);
         let (r, w) = pipe2(OFlag::O_CLOEXEC).unwrap();
         let meta = StreamMeta {
             app: Arc::from("a"),

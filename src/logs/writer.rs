@@ -59,6 +59,8 @@ pub(crate) enum Msg {
         id: u64,
         /// Whose output it is.
         meta: StreamMeta,
+        /// The line it had begun before a re-exec, and whether a piece of it was written.
+        partial: Option<(Vec<u8>, bool)>,
     },
     /// Bytes read from the pipe at `ms` (milliseconds since the Unix epoch). `_permit` is
     /// the app's in-flight budget share, returned (dropped) once the chunk is written.
@@ -87,6 +89,11 @@ pub(crate) enum Msg {
     Watch { pid: i32, watch: LineWatch },
     /// A new set of apps: switch to the outputs of the new and changed ones.
     Configure(Configure),
+    /// A re-exec (every reader paused): write everything, forget every stream and send
+    /// back the unfinished line of each, by stream id.
+    Handover {
+        reply: oneshot::Sender<HashMap<u64, (Vec<u8>, bool)>>,
+    },
 }
 
 /// What changes with a new configuration (the apps left as they were are not in it).
@@ -225,8 +232,13 @@ impl Writer {
     pub fn process(&mut self, batch: &mut Vec<Msg>) {
         for msg in batch.drain(..) {
             let id = match msg {
-                Msg::Open { id, meta } => {
-                    self.open(id, meta);
+                Msg::Open { id, meta, partial } => {
+                    self.open(id, meta, partial);
+                    continue;
+                }
+                Msg::Handover { reply } => {
+                    self.write_grouped();
+                    let _ = reply.send(self.hand_over());
                     continue;
                 }
                 Msg::Chunk { id, .. } | Msg::Eof { id, .. } => id,
@@ -271,7 +283,23 @@ impl Writer {
         self.apps.iter_mut().flatten()
     }
 
-    fn open(&mut self, id: u64, meta: StreamMeta) {
+    /// Forgets every stream (their readers are paused) without ending their lines.
+    fn hand_over(&mut self) -> HashMap<u64, (Vec<u8>, bool)> {
+        let mut partials = HashMap::with_capacity(self.streams.len());
+        for (id, mut st) in self.streams.drain() {
+            if let Some(slot) = st
+                .app
+                .and_then(|a| self.apps.get_mut(a))
+                .and_then(Option::as_mut)
+            {
+                slot.streams = slot.streams.saturating_sub(1);
+            }
+            partials.insert(id, st.framer.take_partial());
+        }
+        partials
+    }
+
+    fn open(&mut self, id: u64, meta: StreamMeta, partial: Option<(Vec<u8>, bool)>) {
         let app = self.by_app.get(&meta.app).copied();
         let slot = app
             .and_then(|a| self.apps.get_mut(a))
@@ -286,9 +314,13 @@ impl Writer {
                 (Format::Text, super::framer::MAX_LINE)
             }
         };
+        let mut framer = Framer::new(max_line);
+        if let Some((tail, continued)) = partial {
+            framer.resume(tail, continued);
+        }
         let state = StreamState {
             app,
-            framer: Framer::new(max_line),
+            framer,
             head: LineHead::new(format, &meta),
             meta,
         };
@@ -686,6 +718,7 @@ mod tests {
     fn open_msg(id: u64, stream: Stream) -> Msg {
         Msg::Open {
             id,
+            partial: None,
             meta: StreamMeta {
                 app: Arc::from("a"),
                 index: 0,

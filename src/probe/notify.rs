@@ -51,6 +51,22 @@ impl Socket {
         })
     }
 
+    /// A socket [`Socket::bind`] made in the supd before a re-exec, whose `NOTIFY_SOCKET`
+    /// value was `env`. Needs a tokio runtime.
+    pub fn from_fd(fd: std::os::fd::OwnedFd, env: String) -> io::Result<Socket> {
+        let std_sock = std::os::unix::net::UnixDatagram::from(fd);
+        std_sock.set_nonblocking(true)?;
+        Ok(Socket {
+            sock: UnixDatagram::from_std(std_sock)?,
+            env,
+        })
+    }
+
+    /// The socket's fd (owned by the socket).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.sock.as_raw_fd()
+    }
+
     /// The next datagram and its sender's pid (none if the kernel attached no
     /// credentials). File descriptors sent along (`FDSTORE=1`) are closed: sup does not
     /// keep them.

@@ -3,6 +3,7 @@
 //! lifecycle; the runtime calls these and turns the results into events.
 
 pub mod kill;
+pub mod leftovers;
 pub mod reaper;
 pub mod spawn;
 pub mod spec;

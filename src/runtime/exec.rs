@@ -59,6 +59,7 @@ impl Runtime {
                             },
                         );
                         self.groups.insert(pid, (slot, gen));
+                        self.groups_changed = true;
                         self.watch_log(slot, gen, pid);
                         Event::Spawned { slot, gen, pid }
                     }

@@ -37,7 +37,7 @@ pub(super) fn show(logs: &Logs, apps: &[String], query: LogQuery, responder: Res
         .spawn(move || {
             let _ = tx.send(logs::tail(&sources, &tail_filter, n));
         });
-    let Responder { reply, stream } = responder;
+    let Responder { reply, stream, .. } = responder;
     tokio::spawn(async move {
         let Some(stream) = stream else {
             let _ = reply.send(Ok(proto::data(&Records::default())));

@@ -9,11 +9,15 @@
 
 mod apply;
 mod exec;
+mod handover;
 mod listen;
 mod logview;
 mod probe;
+mod reexec;
 mod sampler;
 mod wire;
+
+pub use reexec::{take_handover, Handover};
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -56,9 +60,36 @@ pub fn run(
     let path = socket.clone();
     let code = rt.block_on(async move {
         match Runtime::new(config, profile, listener, path) {
-            Ok(runtime) => runtime.run().await,
+            Ok(runtime) => runtime.run(None).await,
             Err(e) => {
                 tracing::error!("{e}");
+                1
+            }
+        }
+    });
+    let _ = std::fs::remove_file(&socket);
+    code
+}
+
+/// Go on supervising what the supd before a re-exec handed over; returns the process
+/// exit code.
+pub fn resume(handover: Handover) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the event loop: {e}");
+            return 1;
+        }
+    };
+    let socket = handover.socket().to_path_buf();
+    let code = rt.block_on(async move {
+        match Runtime::adopt(handover) {
+            Ok((runtime, resumed)) => runtime.run(Some(resumed)).await,
+            Err(e) => {
+                tracing::error!("cannot take over from the supd before the re-exec: {e}");
                 1
             }
         }
@@ -72,6 +103,8 @@ struct Responder {
     reply: oneshot::Sender<Result<proto::Data, ErrorBody>>,
     /// Non-terminal replies, for streaming commands.
     stream: Option<mpsc::Sender<proto::Data>>,
+    /// The control connection waiting, which a re-exec carries over.
+    origin: Option<server::Origin>,
 }
 
 /// What the loop's helpers (probe tasks, notify sockets, log watches) report.
@@ -125,8 +158,8 @@ struct Runtime {
     inner_tx: mpsc::UnboundedSender<Inner>,
     /// Exec probes not yet reaped, by pid.
     probe_procs: HashMap<i32, probe::ProbeProc>,
-    /// The `NOTIFY_SOCKET` of each slot that has a socket.
-    notify: HashMap<Slot, String>,
+    /// The `NOTIFY_SOCKET` value and fd of each slot that has a socket.
+    notify: HashMap<Slot, (String, std::os::fd::RawFd)>,
     /// Random, per supd: part of every notify socket's name.
     notify_tag: u64,
     /// supd's own `NOTIFY_SOCKET` (systemd `Type=notify`), told READY=1 and STOPPING=1.
@@ -138,6 +171,33 @@ struct Runtime {
     /// What `instances = "max"` resolves to.
     cpus: u32,
     exit: Option<i32>,
+    /// The binary supd runs from, executed again by a re-exec.
+    exe: PathBuf,
+    /// The control socket's path.
+    socket: PathBuf,
+    /// A duplicate of the control socket's listening fd, for a re-exec to carry over.
+    control_fd: OwnedFd,
+    /// The same for the HTTP endpoint's.
+    http_fd: Option<OwnedFd>,
+    /// `groups` changed since the state file was written.
+    groups_changed: bool,
+    /// The start time of each group's leader, as written to the state file.
+    group_starts: HashMap<i32, u64>,
+}
+
+/// What a new or an adopted runtime is built from.
+struct Parts {
+    state: State,
+    start: Instant,
+    logs: Logs,
+    requests: mpsc::Receiver<ControlRequest>,
+    listeners: HashMap<usize, Vec<OwnedFd>>,
+    profile: Option<String>,
+    socket: PathBuf,
+    control_fd: OwnedFd,
+    http_fd: Option<OwnedFd>,
+    exe: PathBuf,
+    notify_tag: u64,
 }
 
 impl Runtime {
@@ -156,24 +216,22 @@ impl Runtime {
         })?;
         let listeners = listen::bind_all(&config)?;
         let (tx, requests) = mpsc::channel(64);
+        let mut http_fd = None;
         if let Some(addr) = config.supervisor.http {
             let http = std::net::TcpListener::bind(addr)
                 .map_err(|e| format!("cannot listen on http {addr}: {e}"))?;
+            http_fd = http.try_clone().map(OwnedFd::from).ok();
             crate::http::serve(http, tx.clone())
                 .map_err(|e| format!("cannot serve http {addr}: {e}"))?;
             tracing::info!("serving /metrics, /healthz and /readyz on http://{addr}");
         }
+        let control_fd = listener
+            .try_clone()
+            .map(OwnedFd::from)
+            .map_err(|e| format!("cannot serve {}: {e}", socket.display()))?;
         server::serve(listener, tx)
             .map_err(|e| format!("cannot serve {}: {e}", socket.display()))?;
-        let (sampled_tx, sampled) = mpsc::unbounded_channel();
-        let mut schedules = HashMap::new();
-        for (i, app) in config.apps.iter().enumerate() {
-            if let Some(cron) = &app.cron {
-                schedules.insert(i, crate::schedule::Schedule::new(cron));
-            }
-        }
         let pid = std::process::id() as i32;
-        let (inner_tx, inner) = mpsc::unbounded_channel();
         tracing::info!(
             "supd {} (pid {pid}) managing {} apps from {}, control socket {}",
             env!("CARGO_PKG_VERSION"),
@@ -181,9 +239,52 @@ impl Runtime {
             config.path.display(),
             socket.display()
         );
-        Ok(Runtime {
+        Ok(Runtime::assemble(Parts {
             state: State::new(&config, pid, env!("CARGO_PKG_VERSION")),
             start: Instant::now(),
+            logs,
+            requests,
+            listeners,
+            profile,
+            socket,
+            control_fd,
+            http_fd,
+            exe: reexec::own_exe(),
+            notify_tag: {
+                use std::hash::{BuildHasher, Hasher};
+                // std seeds RandomState from the OS's randomness.
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish()
+            },
+        }))
+    }
+
+    fn assemble(parts: Parts) -> Runtime {
+        let Parts {
+            state,
+            start,
+            logs,
+            requests,
+            listeners,
+            profile,
+            socket,
+            control_fd,
+            http_fd,
+            exe,
+            notify_tag,
+        } = parts;
+        let (sampled_tx, sampled) = mpsc::unbounded_channel();
+        let mut schedules = HashMap::new();
+        for (i, app) in state.apps.iter().enumerate() {
+            if let Some(cron) = app.config.cron.as_ref().filter(|_| !app.removed) {
+                schedules.insert(i, crate::schedule::Schedule::new(cron));
+            }
+        }
+        let (inner_tx, inner) = mpsc::unbounded_channel();
+        Runtime {
+            state,
+            start,
             base_env: std::env::vars_os()
                 .map(|(k, v)| {
                     (
@@ -208,13 +309,7 @@ impl Runtime {
             inner_tx,
             probe_procs: HashMap::new(),
             notify: HashMap::new(),
-            notify_tag: {
-                use std::hash::{BuildHasher, Hasher};
-                // std seeds RandomState from the OS's randomness.
-                std::collections::hash_map::RandomState::new()
-                    .build_hasher()
-                    .finish()
-            },
+            notify_tag,
             manager: std::env::var("NOTIFY_SOCKET")
                 .ok()
                 .filter(|s| !s.is_empty()),
@@ -222,30 +317,47 @@ impl Runtime {
             profile,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             exit: None,
-        })
+            exe,
+            socket,
+            control_fd,
+            http_fd,
+            groups_changed: true,
+            group_starts: HashMap::new(),
+        }
     }
 
     fn now(&self) -> Time {
         self.start.elapsed()
     }
 
-    async fn run(mut self) -> i32 {
+    /// The loop; `resumed`: this runtime was adopted from a re-exec.
+    async fn run(mut self, resumed: Option<reexec::Resumed>) -> i32 {
         let signals = (
             signal(SignalKind::child()),
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
             signal(SignalKind::hangup()),
             signal(SignalKind::user_defined1()),
+            signal(SignalKind::user_defined2()),
         );
-        let (mut chld, mut term, mut int, mut hup, mut usr1) = match signals {
-            (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e)) => (a, b, c, d, e),
+        let (mut chld, mut term, mut int, mut hup, mut usr1, mut usr2) = match signals {
+            (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e), Ok(f)) => (a, b, c, d, e, f),
             _ => {
                 tracing::error!("cannot install signal handlers");
                 return 1;
             }
         };
+        // Signals that came during a re-exec waited, blocked: they are handled now.
+        reexec::release_signals();
         let mut interrupts = 0;
-        self.dispatch(Event::Boot);
+        match resumed {
+            None => self.dispatch(Event::Boot),
+            Some(resumed) => {
+                // Exits during the exec: their SIGCHLD may have been merged with none.
+                self.reap();
+                self.resumed(resumed);
+            }
+        }
         // SAFETY: malloc_trim only returns free heap pages to the OS.
         unsafe { libc::malloc_trim(0) };
         // The control socket is served and every autostart app is spawned.
@@ -283,6 +395,10 @@ impl Runtime {
                     tracing::info!("SIGHUP: applying {}", self.state.info.config);
                     self.apply_file(apply::Ask::Apply, None, None);
                 }
+                _ = usr2.recv() => {
+                    tracing::info!("SIGUSR2: re-executing");
+                    self.reexec(None).await;
+                }
                 Some(event) = self.sampled.recv() => self.dispatch(event),
                 Some(inner) = self.inner.recv() => match inner {
                     Inner::Event(event) => self.dispatch(event),
@@ -290,30 +406,16 @@ impl Runtime {
                     Inner::ProbeTimeout { pid } => self.probe_timed_out(pid),
                 },
                 Some(request) = self.requests.recv() => {
-                    let req = self.next_req;
-                    self.next_req += 1;
-                    let responder = Responder { reply: request.reply, stream: request.stream };
-                    let ask = match &request.cmd {
-                        Command::Diff { config } => Some((apply::Ask::Diff, config.clone().map(PathBuf::from))),
-                        Command::Apply { dry_run: true } => Some((apply::Ask::DryRun, None)),
-                        Command::Apply { dry_run: false } => Some((apply::Ask::Apply, None)),
-                        _ => None,
-                    };
-                    if let Some((ask, file)) = ask {
-                        self.apply_file(ask, file, Some(responder));
-                        continue;
-                    }
-                    match wire::order(request.cmd) {
-                        Ok(order) => {
-                            self.replies.insert(req, responder);
-                            self.dispatch(Event::Request { req, order });
-                        }
-                        Err(error) => {
-                            let _ = responder.reply.send(Err(error));
-                        }
+                    if request.cmd == Command::Reexec {
+                        self.reexec(Some(request)).await;
+                    } else {
+                        self.take_request(request);
                     }
                 }
                 _ = sleep => self.fire_timers(),
+            }
+            if self.groups_changed {
+                self.write_state_file();
             }
         }
         let code = self.exit.unwrap_or(1);
@@ -324,8 +426,75 @@ impl Runtime {
         exec::sweep_adopted_orphans(&mut chld).await;
         listen::remove_unix_sockets(&self.state);
         self.logs.finish(LOG_DRAIN).await;
+        let _ = std::fs::remove_file(crate::process::leftovers::state_file(&self.socket));
         tracing::info!("supd exits with code {code}");
         code
+    }
+
+    /// A control request: to the core as an order, or (apply, diff) to the config
+    /// reader first.
+    fn take_request(&mut self, request: ControlRequest) {
+        let req = self.next_req;
+        self.next_req += 1;
+        let responder = Responder {
+            reply: request.reply,
+            stream: request.stream,
+            origin: request.origin,
+        };
+        let ask = match &request.cmd {
+            Command::Diff { config } => Some((apply::Ask::Diff, config.clone().map(PathBuf::from))),
+            Command::Apply { dry_run: true } => Some((apply::Ask::DryRun, None)),
+            Command::Apply { dry_run: false } => Some((apply::Ask::Apply, None)),
+            _ => None,
+        };
+        if let Some((ask, file)) = ask {
+            self.apply_file(ask, file, Some(responder));
+            return;
+        }
+        match wire::order(request.cmd) {
+            Ok(order) => {
+                self.replies.insert(req, responder);
+                self.dispatch(Event::Request { req, order });
+            }
+            Err(error) => {
+                let _ = responder.reply.send(Err(error));
+            }
+        }
+    }
+
+    /// Name every process group that may have members in the state file, so a supd that
+    /// starts after this one was killed can stop what is left of them.
+    fn write_state_file(&mut self) {
+        use crate::process::leftovers;
+        self.groups_changed = false;
+        self.group_starts
+            .retain(|pgid, _| self.groups.contains_key(pgid));
+        let groups = self
+            .groups
+            .iter()
+            .map(|(&pgid, &(slot, _))| {
+                let app = &self.state.apps[slot.app].config;
+                leftovers::Group {
+                    pgid,
+                    start: *self
+                        .group_starts
+                        .entry(pgid)
+                        .or_insert_with(|| leftovers::start_time(pgid).unwrap_or(0)),
+                    label: self.state.label(slot),
+                    signal: app.stop_signal.0,
+                    kill_timeout_ms: app.kill_timeout.as_millis() as u64,
+                }
+            })
+            .collect();
+        let record = leftovers::Record {
+            boot_id: leftovers::boot_id(),
+            supd_pid: self.state.info.pid,
+            groups,
+        };
+        let path = leftovers::state_file(&self.socket);
+        if let Err(e) = leftovers::write(&path, &record) {
+            tracing::warn!("cannot write {}: {e}", path.display());
+        }
     }
 
     /// Tell supd's own service manager, if it runs under one that listens.
@@ -385,6 +554,7 @@ impl Runtime {
         for (pid, proc, status) in leaders {
             if let Some(error) = proc.exec_error {
                 self.groups.remove(&pid);
+                self.groups_changed = true;
                 self.dispatch(Event::SpawnFailed {
                     slot: proc.slot,
                     gen: proc.gen,
@@ -397,6 +567,7 @@ impl Runtime {
                 self.draining.push(pid);
             } else {
                 self.groups.remove(&pid);
+                self.groups_changed = true;
             }
             self.dispatch(Event::Exited {
                 slot: proc.slot,
@@ -419,6 +590,7 @@ impl Runtime {
         self.draining = alive;
         for pgid in gone {
             if let Some((slot, gen)) = self.groups.remove(&pgid) {
+                self.groups_changed = true;
                 self.dispatch(Event::GroupGone { slot, gen });
             }
         }

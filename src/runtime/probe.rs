@@ -138,7 +138,7 @@ impl Runtime {
 
     /// The `NOTIFY_SOCKET` of `slot`, binding its socket on first use.
     pub(super) fn notify_socket(&mut self, slot: Slot) -> Option<String> {
-        if let Some(env) = self.notify.get(&slot) {
+        if let Some((env, _)) = self.notify.get(&slot) {
             return Some(env.clone());
         }
         let app = &self.state.apps[slot.app].config;
@@ -165,7 +165,16 @@ impl Runtime {
             }
         };
         let env = socket.env.clone();
+        self.serve_notify(slot, socket);
+        Some(env)
+    }
+
+    /// Read `slot`'s notify socket in a task, reporting each datagram to the loop.
+    pub(super) fn serve_notify(&mut self, slot: Slot, socket: notify::Socket) {
         let tx = self.inner_tx.clone();
+        let name = socket.env.trim_start_matches('@').to_string();
+        self.notify
+            .insert(slot, (socket.env.clone(), socket.raw_fd()));
         tokio::spawn(async move {
             loop {
                 match socket.recv().await {
@@ -182,8 +191,6 @@ impl Runtime {
                 }
             }
         });
-        self.notify.insert(slot, env.clone());
-        Some(env)
     }
 
     /// A datagram on `slot`'s notify socket: accepted only from a process in the session of

@@ -44,6 +44,13 @@ pub(super) fn order(command: Command) -> Result<Order, ErrorBody> {
             }
         }
         Command::Shutdown => Order::Shutdown,
+        // The loop handles it before the core sees any order.
+        Command::Reexec => {
+            return Err(ErrorBody {
+                kind: ErrorKind::BadRequest,
+                message: "`reexec` is not an order of the core".into(),
+            })
+        }
         Command::Logs {
             app,
             lines,

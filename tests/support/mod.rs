@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod load;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -98,9 +100,14 @@ impl Sandbox {
 
     /// [`Sandbox::spawn_supd`] with extra environment variables.
     pub fn spawn_supd_env(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        self.spawn_binary(Path::new(SUPD), args, env)
+    }
+
+    /// [`Sandbox::spawn_supd_env`] running the supd binary at `program` (a copy).
+    pub fn spawn_binary(&self, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let stderr = fs::File::create(self.dir.join("supd.err")).expect("stderr file");
         let stdout = fs::File::create(self.dir.join("supd.out")).expect("stdout file");
-        let child = Command::new(SUPD)
+        let child = Command::new(program)
             .args(args)
             .envs(env.iter().copied())
             .env("RUST_LOG", "debug")
