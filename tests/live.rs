@@ -141,14 +141,7 @@ fn reload_apply_and_sighup_replace_every_instance_without_a_failed_request() {
     assert_eq!(pids(&d, "side"), side_pid);
 
     let least = capacity.least();
-    let (answered, failed) = load.finish();
-    assert!(
-        failed.is_empty(),
-        "{} failed requests: {:?}",
-        failed.len(),
-        &failed[..failed.len().min(5)]
-    );
-    assert!(answered > 0);
+    load.finish_all_answered();
     assert!(
         least >= 4,
         "capacity fell to {least} (max_surge = 1 keeps 4 serving)"

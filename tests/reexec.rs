@@ -119,19 +119,12 @@ fn reexec_keeps_every_process_line_and_request() {
     );
     assert_eq!(exe_of(d.pid()), binary.display().to_string());
 
-    let (answered, failed) = load.finish();
+    load.finish_all_answered();
     stop.store(true, Ordering::Relaxed);
     let status_failures: Vec<String> = statuses
         .into_iter()
         .flat_map(|t| t.join().expect("status thread"))
         .collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {answered} requests failed: {:?}",
-        failed.len(),
-        &failed[..failed.len().min(5)]
-    );
-    assert!(answered > 0);
     assert!(
         status_failures.is_empty(),
         "status failed: {status_failures:?}"

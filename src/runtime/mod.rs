@@ -23,7 +23,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
@@ -47,6 +47,31 @@ pub fn run(
     listener: UnixListener,
     socket: PathBuf,
 ) -> i32 {
+    let path = socket.clone();
+    on_event_loop(&socket, move || {
+        Runtime::new(config, profile, listener, path)
+            .map(|runtime| (runtime, None))
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Go on supervising what the supd before a re-exec handed over; returns the process
+/// exit code.
+pub fn resume(handover: Handover) -> i32 {
+    let socket = handover.socket().to_path_buf();
+    on_event_loop(&socket, move || {
+        Runtime::adopt(handover)
+            .map(|(runtime, resumed)| (runtime, Some(resumed)))
+            .map_err(|e| format!("cannot take over from the supd before the re-exec: {e}"))
+    })
+}
+
+/// Build the runtime with `start` inside a current-thread event loop (it registers fds
+/// with it), run it, and remove the control socket once it is done.
+fn on_event_loop(
+    socket: &Path,
+    start: impl FnOnce() -> Result<(Runtime, Option<reexec::Resumed>), String>,
+) -> i32 {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -57,44 +82,16 @@ pub fn run(
             return 1;
         }
     };
-    let path = socket.clone();
     let code = rt.block_on(async move {
-        match Runtime::new(config, profile, listener, path) {
-            Ok(runtime) => runtime.run(None).await,
+        match start() {
+            Ok((runtime, resumed)) => runtime.run(resumed).await,
             Err(e) => {
                 tracing::error!("{e}");
                 1
             }
         }
     });
-    let _ = std::fs::remove_file(&socket);
-    code
-}
-
-/// Go on supervising what the supd before a re-exec handed over; returns the process
-/// exit code.
-pub fn resume(handover: Handover) -> i32 {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("cannot start the event loop: {e}");
-            return 1;
-        }
-    };
-    let socket = handover.socket().to_path_buf();
-    let code = rt.block_on(async move {
-        match Runtime::adopt(handover) {
-            Ok((runtime, resumed)) => runtime.run(Some(resumed)).await,
-            Err(e) => {
-                tracing::error!("cannot take over from the supd before the re-exec: {e}");
-                1
-            }
-        }
-    });
-    let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(socket);
     code
 }
 

@@ -66,6 +66,19 @@ impl Load {
         }
         all
     }
+
+    /// Stop the clients and assert every request was answered; returns how many were.
+    pub fn finish_all_answered(self) -> u64 {
+        let (answered, failed) = self.finish();
+        assert!(
+            failed.is_empty(),
+            "{} of {answered} requests failed: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(5)]
+        );
+        assert!(answered > 0, "no request was answered");
+        answered
+    }
 }
 
 pub fn ask(port: u16) -> Result<i64, String> {
