@@ -26,6 +26,10 @@ grep -qx /etc/sup/ecosystem.toml "$control/conffiles" || fail "/etc/sup/ecosyste
 grep -q "deb-systemd-helper enable supd.service" "$control/postinst" || fail "postinst does not enable supd.service"
 grep -q "deb-systemd-invoke .* supd.service" "$control/postinst" || fail "postinst does not start supd.service"
 grep -q "deb-systemd-invoke stop supd.service" "$control/prerm" || fail "prerm does not stop supd.service"
+# An upgrade keeps the apps: supd is neither stopped nor restarted, it re-executes itself.
+grep -q "deb-systemd-invoke restart" "$control/postinst" && fail "postinst restarts supd.service on upgrade"
+grep -q '"\$1" = remove' "$control/prerm" || fail "prerm stops supd.service on upgrade, not only on remove"
+grep -q "supctl --socket /run/sup/supd.sock reexec" "$control/postinst" || fail "postinst does not re-execute supd on upgrade"
 # The packaged binary runs and accepts the packaged config.
 dpkg-deb -x "$deb" "$control/root"
 "$control/root/usr/bin/supd" --check -c "$control/root/etc/sup/ecosystem.toml" >/dev/null \
