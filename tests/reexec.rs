@@ -63,6 +63,16 @@ fn status_loop(socket: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandl
     })
 }
 
+/// `supctl reexec`, again while the binary is busy: a file just written may still be open
+/// for writing in a child another test thread forked, until that child execs.
+fn reexec(d: &Daemon) -> std::process::Output {
+    wait_until(Duration::from_secs(5), "a binary not busy", || {
+        let out = d.supctl(&["reexec"]);
+        let busy = String::from_utf8_lossy(&out.stderr).contains("Text file busy");
+        (!busy).then_some(out)
+    })
+}
+
 fn exe_of(pid: i32) -> String {
     std::fs::read_link(format!("/proc/{pid}/exe"))
         .map(|p| p.display().to_string())
@@ -111,7 +121,7 @@ fn reexec_keeps_every_process_line_and_request() {
         "{}",
         exe_of(d.pid())
     );
-    let out = d.supctl(&["reexec"]);
+    let out = reexec(&d);
     assert!(
         out.status.success(),
         "{}",
@@ -266,4 +276,106 @@ fn a_supd_killed_outright_leaves_nothing_for_the_next_one() {
     }
     let row = d.wait_instance("tree", 0, "online", |r| r["state"] == "online");
     assert!(!members.contains(&(row["pid"].as_i64().unwrap_or(0) as i32)));
+}
+
+/// A binary that gives supd a handover document of a version it does not know in place
+/// of the real one, then runs the real supd: what a re-exec into an older or foreign supd
+/// looks like to it. Returns it and the real supd's path.
+fn unreadable_handover(sb: &Sandbox) -> (PathBuf, PathBuf) {
+    let real = sb.dir.join("bin").join("supd.real");
+    std::fs::copy(SUPD, &real).expect("copy supd");
+    let doc = sb.write("doc.json", r#"{"format":"sup-handover","version":99}"#);
+    let script = sb.dir.join("bin").join("supd.next");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\neval \"exec $SUP_HANDOVER_FD<'{}'\"\nexec '{}' \"$@\"\n",
+            doc.display(),
+            real.display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (script, real)
+}
+
+fn ticks(sb: &Sandbox) -> u64 {
+    sb.read_log("ticker")
+        .lines()
+        .filter_map(|l| l.rsplit("tick ").next()?.trim().parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_handover_the_new_binary_cannot_read_keeps_every_process() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let apps = format!(
+        "{}[[app]]\nname = \"ticker\"\ncmd = [\"sh\", \"-c\", \"i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.02; done\"]\nrestart_delay = \"0ms\"\n",
+        web(port, 2, ""),
+    );
+    let config = sb.config(&format!("{apps}{}", kit_app("gone", &["sleep"], "")));
+    let binary = own_supd(&sb);
+    let (next, real) = unreadable_handover(&sb);
+    let mut d = start_binary(&sb, &binary, &config);
+    for i in 0..2 {
+        d.wait_instance("web", i, "ready", |r| r["ready"] == true);
+    }
+    let mut before = processes(&d);
+    // An app the config no longer has when the new supd reads it.
+    let stray = before.pop().expect("gone:0").2 as i32;
+    sb.config(&apps);
+    let load = Load::start(port);
+    std::fs::rename(&next, &binary).expect("rename");
+
+    // The answer is lost with the document; supctl says who serves now, and fails.
+    let out = reexec(&d);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("(pid {}) serves again", d.pid())),
+        "{err}\n{}",
+        d.stderr_text()
+    );
+    d.wait_stderr("version 99");
+    d.wait_stderr("took over 3 processes");
+    d.wait_stderr("stopping 1 more");
+    wait_until(Duration::from_secs(10), "the stray stopped", || {
+        gone(stray).then_some(())
+    });
+    assert_eq!(exe_of(d.pid()), real.display().to_string());
+    // The same processes, online, their port served throughout, their output logged.
+    assert_eq!(processes(&d), before);
+    for i in 0..2 {
+        assert_eq!(d.instance("web", i)["state"], "online");
+    }
+    load.finish_all_answered();
+    let seen = ticks(&sb);
+    wait_until(Duration::from_secs(10), "the ticker logged again", || {
+        (ticks(&sb) > seen + 3).then_some(())
+    });
+
+    // Supervised as before: a crash is restarted, a plain re-exec keeps everything.
+    let ticker = d.instance("ticker", 0)["pid"].as_i64().expect("pid") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(ticker),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    let row = d.wait_instance("ticker", 0, "restarted", |r| {
+        r["restarts"] == 1 && r["state"] == "online"
+    });
+    let out = d.json(&["reexec"]);
+    assert_eq!(out["pid"], d.pid(), "{out}");
+    let after = processes(&d);
+    assert_eq!(after[..2], before[..2]);
+    assert_eq!(after[2].2, row["pid"].as_i64().expect("pid"));
+
+    // And stopped whole: nothing is left.
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0));
+    for (app, index, pid, _) in after {
+        assert!(gone(pid as i32), "{app}:{index} pid {pid} is left");
+    }
 }

@@ -259,6 +259,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     let reply = match Client::call_once(&path, command) {
         Ok(reply) => reply,
+        Err(err @ (ClientError::Closed { .. } | ClientError::Io { .. }))
+            if matches!(cli.verb, Verb::Reexec) =>
+        {
+            return Ok(reexec_cut_off(cli, &path, &err));
+        }
         Err(err) => return Ok(client_failure(cli, &err)),
     };
     if let Some(error) = reply.error.as_ref().filter(|_| !reply.ok) {
@@ -422,6 +427,34 @@ fn stream_logs(cli: &Cli, path: &Path, command: Command) -> anyhow::Result<ExitC
 }
 
 /// Report a failure to talk to supd: 3 when it is not there at all, else 1.
+/// `reexec`'s connection ended without an answer: the new supd could not read what the
+/// old one handed over, took over the processes it found, and closed the connections it
+/// could not answer. Say which supd serves now (exit 1: the state was not kept whole).
+fn reexec_cut_off(cli: &Cli, path: &Path, err: &ClientError) -> ExitCode {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        match Client::call_once(path, Command::Status { app: None }) {
+            Ok(reply) if reply.ok => break reply.data_as::<Status>().ok(),
+            _ if std::time::Instant::now() >= deadline => break None,
+            _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
+    let Some(status) = status else {
+        return client_failure(cli, err);
+    };
+    let message = format!(
+        "supd {} (pid {}) serves again, but the answer to reexec was lost: the new binary \
+         could not read the state handed over, so it took over the processes it found and \
+         read the config file again (its log says what was lost)",
+        status.supervisor.version, status.supervisor.pid
+    );
+    if cli.json {
+        print_failure_json(Value::from(err.kind()), &message);
+    }
+    complain(&message);
+    ExitCode::from(EXIT_DAEMON_ERROR)
+}
+
 fn client_failure(cli: &Cli, err: &ClientError) -> ExitCode {
     let message = err.to_string();
     if cli.json {

@@ -100,16 +100,20 @@ fn main() -> ExitCode {
     };
     // Held until main returns: dropping it flushes what is queued.
     let _log_guard = init_tracing();
-    match handover {
+    let mut rescue = match handover {
         Some(Ok(handover)) => {
             let code = sup::runtime::resume(handover);
             return ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FATAL));
         }
-        Some(Err(e)) => {
-            tracing::error!("re-exec: {e}; starting from the config file instead");
+        Some(Err(rescue)) => {
+            tracing::error!(
+                "re-exec: {}; taking over the running processes and reading the config file",
+                rescue.error
+            );
+            Some(rescue)
         }
-        None => {}
-    }
+        None => None,
+    };
 
     let path = match args
         .config
@@ -152,7 +156,8 @@ fn main() -> ExitCode {
     }
     // Bound before any thread that creates files exists: binding sets the process-wide
     // umask for an instant (the diagnostics thread only writes to stderr).
-    let listener = match server::bind(&socket) {
+    let kept = rescue.as_mut().and_then(|r| r.take_control(&socket));
+    let listener = match kept.map_or_else(|| server::bind(&socket), Ok) {
         Ok(listener) => listener,
         Err(e) => {
             eprintln!("supd: {e}");
@@ -160,9 +165,11 @@ fn main() -> ExitCode {
         }
     };
     // Only now is it sure no other supd serves this socket: what the state file beside it
-    // names is left by one that is gone.
-    sup::process::leftovers::clear(&sup::process::leftovers::state_file(&socket));
-    let code = sup::runtime::run(config, args.profile.clone(), listener, socket);
+    // names is left by one that is gone (after a re-exec, by this process itself).
+    if rescue.is_none() {
+        sup::process::leftovers::clear(&sup::process::leftovers::state_file(&socket));
+    }
+    let code = sup::runtime::run(config, args.profile.clone(), listener, socket, rescue);
     ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FATAL))
 }
 

@@ -87,6 +87,17 @@ pub struct Sample {
 pub enum Event {
     /// supd is up: start every app with `autostart`.
     Boot,
+    /// A process of the slot was found running at start (a re-exec whose handover could
+    /// not be read): it becomes the slot's current generation, ready, running since `since`.
+    /// Sent before [`Event::Boot`], for a slot still stopped.
+    Adopted {
+        /// The slot.
+        slot: Slot,
+        /// The process (leader of its own session).
+        pid: i32,
+        /// When it started, on supd's clock.
+        since: Time,
+    },
     /// A spawn order succeeded: the process exists.
     Spawned {
         /// The slot.

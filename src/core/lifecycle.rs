@@ -63,6 +63,27 @@ impl Cx<'_> {
         *inst.restarts_by.entry(reason).or_default() += 1;
     }
 
+    pub(super) fn on_adopted(&mut self, slot: Slot, pid: i32, since: Time) {
+        let epoch = self.state.apps[slot.app].epoch;
+        let inst = self.inst(slot);
+        if inst.phase != Phase::Stopped {
+            return;
+        }
+        inst.gen += 1;
+        let gen = inst.gen;
+        inst.epoch = epoch;
+        // Its readiness was decided before the exec; a running process is taken as ready.
+        inst.phase = Phase::Online {
+            pid,
+            gen,
+            since,
+            ready: true,
+        };
+        let label = self.state.label(slot);
+        self.log(Level::Info, format!("{label} adopted (pid {pid})"));
+        self.arm_health(slot, gen);
+    }
+
     pub(super) fn on_spawned(&mut self, slot: Slot, gen: Gen, pid: i32) {
         let now = self.now;
         let inst = self.inst(slot);

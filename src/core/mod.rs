@@ -55,6 +55,7 @@ pub fn handle(state: &mut State, event: Event, now: Time) -> Vec<Effect> {
     };
     match event {
         Event::Boot => cx.boot(),
+        Event::Adopted { slot, pid, since } => cx.on_adopted(slot, pid, since),
         Event::Spawned { slot, gen, pid } => cx.on_spawned(slot, gen, pid),
         Event::SpawnFailed { slot, gen, error } => cx.on_spawn_failed(slot, gen, error),
         Event::Exited {

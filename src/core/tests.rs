@@ -1475,3 +1475,46 @@ fn signal_to_an_app_with_nothing_running_is_refused() {
         error.message
     );
 }
+
+#[test]
+fn an_adopted_process_is_online_and_boot_starts_only_the_rest() {
+    let mut a = app("a");
+    a.instances = 2;
+    let mut h = H::new(vec![a]);
+    h.at(500);
+    h.alive.insert(7, (slot(0, 0), 1));
+    h.send(Event::Adopted {
+        slot: slot(0, 0),
+        pid: 7,
+        since: ms(100),
+    });
+    assert_eq!(
+        h.phase(slot(0, 0)),
+        Phase::Online {
+            pid: 7,
+            gen: 1,
+            since: ms(100),
+            ready: true
+        }
+    );
+    assert!(h.log.iter().any(|e| matches!(e, Effect::Log { message, .. }
+        if message == "a:0 adopted (pid 7)")));
+    assert_eq!(spawned(&h.send(Event::Boot)), 1, "only a:1 is started");
+    let st = h.status_of(slot(0, 0));
+    assert_eq!(
+        (st.pid, st.uptime, st.restarts),
+        (Some(7), Some(ms(400)), 0)
+    );
+    // A second process for a slot already taken changes nothing.
+    h.send(Event::Adopted {
+        slot: slot(0, 0),
+        pid: 9,
+        since: ms(100),
+    });
+    assert_eq!(h.pid(slot(0, 0)), 7);
+    // A crash of an adopted process is handled like any other.
+    h.at(20_000);
+    let fx = h.exit(slot(0, 0), ExitStatus::Code(1));
+    assert_eq!(timers(&fx).len(), 1, "{fx:?}");
+    assert_eq!(h.status_of(slot(0, 0)).state, StateName::Backoff);
+}

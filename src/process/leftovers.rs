@@ -7,6 +7,10 @@
 //! and finds the file of one that is gone stops what is left of those sessions (their
 //! stop signal, then SIGKILL after `kill_timeout`) before it starts anything.
 //! A clean exit removes the file; a re-exec keeps it.
+//!
+//! A re-exec whose new binary cannot read the handover document leaves it children
+//! instead: [`children`] says which instance each one is, from what supd put in its
+//! environment, so the new supd can take them over.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -51,6 +55,8 @@ pub struct Group {
 pub struct ProcInfo {
     /// Its pid.
     pub pid: i32,
+    /// Its parent.
+    pub ppid: i32,
     /// Its process group.
     pub pgrp: i32,
     /// Its session.
@@ -85,23 +91,29 @@ pub fn targets<'a>(groups: &'a [Group], procs: &[ProcInfo]) -> Vec<(&'a Group, V
         .collect()
 }
 
-/// Parse `/proc/PID/stat`: (pgrp, session, start time).
-pub fn parse_stat(stat: &str) -> Option<(i32, i32, u64)> {
+/// Parse `/proc/PID/stat`.
+pub fn parse_stat(stat: &str) -> Option<ProcInfo> {
     // The command name may hold spaces and parentheses: fields resume after the last ')'.
+    let pid = stat[..stat.find(" (")?].trim().parse().ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After the name: state(0) ppid(1) pgrp(2) session(3) ... starttime(19).
-    Some((
-        fields.get(2)?.parse().ok()?,
-        fields.get(3)?.parse().ok()?,
-        fields.get(19)?.parse().ok()?,
-    ))
+    Some(ProcInfo {
+        pid,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        session: fields.get(3)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+fn stat_of(pid: i32) -> Option<ProcInfo> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
 /// The start time of `pid`, if it exists.
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&stat).map(|(_, _, start)| start)
+    stat_of(pid).map(|p| p.start)
 }
 
 /// This boot's id.
@@ -118,74 +130,139 @@ pub fn write(path: &Path, record: &Record) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn all_processes() -> Vec<ProcInfo> {
+/// Every process but this one.
+pub fn all_processes() -> Vec<ProcInfo> {
     let me = std::process::id() as i32;
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.filter_map(|entry| {
         let pid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let (pgrp, session, start) = parse_stat(&stat)?;
-        (pid != me).then_some(ProcInfo {
-            pid,
-            pgrp,
-            session,
-            start,
-        })
+        stat_of(pid).filter(|p| p.pid != me)
     })
     .collect()
+}
+
+/// A child of this process found at start: what the supd before a re-exec started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Child {
+    /// Its pid.
+    pub pid: i32,
+    /// Its start time, in clock ticks after boot.
+    pub start: u64,
+    /// The instance it is (`SUP_APP`, `SUP_INSTANCE`), if it is one: a session leader
+    /// with both in its environment, and not a probe (`SUP_PROBE`).
+    pub instance: Option<(String, u32)>,
+    /// Its `NOTIFY_SOCKET`.
+    pub notify: Option<String>,
+    /// The inodes of the pipes on its stdout and stderr.
+    pub pipes: [Option<u64>; 2],
+}
+
+/// What supd's variables in a child's environment (`/proc/PID/environ`) say: the
+/// instance, unless it is a probe, and its notify socket.
+pub fn instance_env(environ: &[u8]) -> (Option<(String, u32)>, Option<String>) {
+    let (mut app, mut index, mut probe, mut notify) = (None, None, false, None);
+    for var in environ.split(|&b| b == 0) {
+        let Ok(var) = std::str::from_utf8(var) else {
+            continue;
+        };
+        match var.split_once('=') {
+            Some(("SUP_APP", v)) => app = Some(v.to_string()),
+            Some(("SUP_INSTANCE", v)) => index = v.parse().ok(),
+            Some(("SUP_PROBE", _)) => probe = true,
+            Some(("NOTIFY_SOCKET", v)) => notify = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    let instance = app.zip(index).filter(|_| !probe);
+    (instance, notify)
+}
+
+/// This process's children, with what each is (see [`Child`]).
+pub fn children(procs: &[ProcInfo]) -> Vec<Child> {
+    let me = std::process::id() as i32;
+    procs
+        .iter()
+        .filter(|p| p.ppid == me)
+        .map(|p| {
+            let environ = std::fs::read(format!("/proc/{}/environ", p.pid)).unwrap_or_default();
+            let (instance, notify) = instance_env(&environ);
+            let pipe = |fd: u8| {
+                let link = std::fs::read_link(format!("/proc/{}/fd/{fd}", p.pid)).ok()?;
+                super::inherited::pipe_inode(&link.to_string_lossy())
+            };
+            Child {
+                pid: p.pid,
+                start: p.start,
+                instance: instance.filter(|_| p.session == p.pid),
+                notify,
+                pipes: [pipe(1), pipe(2)],
+            }
+        })
+        .collect()
+}
+
+/// Reads the state file at `path`, if there is one.
+pub fn read(path: &Path) -> Option<Record> {
+    let bytes = std::fs::read(path).ok()?;
+    match serde_json::from_slice(&bytes) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!("ignoring the damaged state file {}: {e}", path.display());
+            None
+        }
+    }
 }
 
 /// At start (not after a re-exec): stops what a supd that is gone left of its instances,
 /// as its state file names them, and removes the file. Returns how many processes were
 /// stopped. Blocks for at most the longest `kill_timeout` plus a second.
 pub fn clear(path: &Path) -> usize {
-    let Ok(bytes) = std::fs::read(path) else {
-        return 0;
-    };
-    let record: Record = match serde_json::from_slice(&bytes) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!("ignoring the damaged state file {}: {e}", path.display());
-            let _ = std::fs::remove_file(path);
-            return 0;
-        }
-    };
+    let record = read(path);
     let _ = std::fs::remove_file(path);
-    if record.boot_id != boot_id() {
+    let Some(record) = record.filter(|r| r.boot_id == boot_id()) else {
         return 0;
-    }
+    };
     let procs = all_processes();
     let found = targets(&record.groups, &procs);
+    let whose = format!("supd pid {} that is gone", record.supd_pid);
+    stop(&found, &procs, &whose)
+}
+
+/// Stops the members of each group (its stop signal, then SIGKILL after its
+/// `kill_timeout`) and waits until they are gone; `whose` says whose they were, for the
+/// log. Returns how many processes there were.
+pub fn stop(found: &[(&Group, Vec<i32>)], procs: &[ProcInfo], whose: &str) -> usize {
     if found.is_empty() {
         return 0;
     }
-    let mut pids: Vec<i32> = Vec::new();
+    // Each pid with its start time: one that ends and whose pid is taken by a new
+    // process meanwhile is not signalled again.
+    let mut pids: Vec<(i32, u64)> = Vec::new();
     let mut wait = Duration::ZERO;
-    for (group, members) in &found {
+    for (group, members) in found {
         tracing::warn!(
-            "{}: {} processes left by supd pid {} that is gone; stopping them",
+            "{}: {} processes left by {whose}; stopping them",
             group.label,
             members.len(),
-            record.supd_pid
         );
         let signal = nix::sys::signal::Signal::try_from(group.signal)
             .unwrap_or(nix::sys::signal::Signal::SIGTERM);
         for &pid in members {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+            let start = procs.iter().find(|p| p.pid == pid).map_or(0, |p| p.start);
+            pids.push((pid, start));
         }
-        pids.extend(members);
         wait = wait.max(Duration::from_millis(group.kill_timeout_ms));
     }
-    let alive = |pids: &[i32]| -> Vec<i32> {
+    let alive = |pids: &[(i32, u64)]| -> Vec<(i32, u64)> {
         pids.iter()
             .copied()
-            .filter(|&p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
-            .filter(|&p| !is_zombie(p))
+            .filter(|&(p, start)| start_time(p) == Some(start) && !is_zombie(p))
             .collect()
     };
-    let until = |deadline: Instant, pids: &[i32]| -> Vec<i32> {
+    let until = |deadline: Instant, pids: &[(i32, u64)]| -> Vec<(i32, u64)> {
         loop {
             let left = alive(pids);
             if left.is_empty() || Instant::now() >= deadline {
@@ -195,7 +272,7 @@ pub fn clear(path: &Path) -> usize {
         }
     };
     let left = until(Instant::now() + wait, &pids);
-    for &pid in &left {
+    for &(pid, _) in &left {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
@@ -203,9 +280,8 @@ pub fn clear(path: &Path) -> usize {
     }
     let stuck = until(Instant::now() + Duration::from_secs(1), &left);
     tracing::warn!(
-        "cleared {} processes left by supd pid {} ({} needed SIGKILL{})",
+        "cleared {} processes left by {whose} ({} needed SIGKILL{})",
         pids.len(),
-        record.supd_pid,
         left.len(),
         if stuck.is_empty() {
             String::new()
@@ -244,6 +320,7 @@ mod tests {
     fn p(pid: i32, pgrp: i32, session: i32, start: u64) -> ProcInfo {
         ProcInfo {
             pid,
+            ppid: 1,
             pgrp,
             session,
             start,
@@ -277,8 +354,31 @@ mod tests {
     #[test]
     fn stat_fields_after_a_name_with_spaces_and_parens() {
         let stat = "42 (a (b) c) S 1 40 41 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 12345 1000 10";
-        assert_eq!(parse_stat(stat), Some((40, 41, 12345)));
+        let parsed = parse_stat(stat).unwrap();
+        assert_eq!(
+            (
+                parsed.pid,
+                parsed.ppid,
+                parsed.pgrp,
+                parsed.session,
+                parsed.start
+            ),
+            (42, 1, 40, 41, 12345)
+        );
         assert_eq!(parse_stat("42 (x) S 1"), None);
+    }
+
+    #[test]
+    fn the_environment_names_the_instance_unless_a_probe() {
+        let env = b"PATH=/bin\0SUP_APP=web\0SUP_INSTANCE=3\0NOTIFY_SOCKET=@sup/1\0";
+        assert_eq!(
+            instance_env(env),
+            (Some(("web".into(), 3)), Some("@sup/1".into()))
+        );
+        let probe = b"SUP_APP=web\0SUP_INSTANCE=3\0SUP_PROBE=ready\0";
+        assert_eq!(instance_env(probe), (None, None));
+        assert_eq!(instance_env(b"SUP_APP=web\0SUP_INSTANCE=x\0"), (None, None));
+        assert_eq!(instance_env(b""), (None, None));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! reaper ([`reaper`]) and signalling process groups ([`kill`]). Nothing here knows the
 //! lifecycle; the runtime calls these and turns the results into events.
 
+pub mod inherited;
 pub mod kill;
 pub mod leftovers;
 pub mod reaper;

@@ -11,9 +11,14 @@ use crate::config::listen::Listen;
 use crate::config::Config;
 use crate::core::apply::Plan;
 use crate::core::State;
+use crate::process::inherited::Inherited;
 
-/// Bind every app's `listen` addresses; the first failure names the address and app.
-pub(super) fn bind_all(config: &Config) -> Result<HashMap<usize, Vec<OwnedFd>>, String> {
+/// Bind every app's `listen` addresses, or take the socket of one `inherited` from the
+/// supd before a re-exec; the first failure names the address and app.
+pub(super) fn bind_all(
+    config: &Config,
+    mut inherited: Option<&mut Inherited>,
+) -> Result<HashMap<usize, Vec<OwnedFd>>, String> {
     let mut all = HashMap::new();
     for (position, app) in config.apps.iter().enumerate() {
         if app.listen.is_empty() {
@@ -21,8 +26,15 @@ pub(super) fn bind_all(config: &Config) -> Result<HashMap<usize, Vec<OwnedFd>>, 
         }
         let mut fds = Vec::with_capacity(app.listen.len());
         for addr in &app.listen {
-            let fd =
-                bind(addr).map_err(|e| format!("cannot listen on {addr} for {}: {e}", app.name))?;
+            let kept = inherited.as_deref_mut().and_then(|i| match addr {
+                Listen::Tcp(a) => i.take_tcp(*a),
+                Listen::Unix(path) => i.take_unix(path),
+            });
+            let fd = match kept {
+                Some(fd) => fd,
+                None => bind(addr)
+                    .map_err(|e| format!("cannot listen on {addr} for {}: {e}", app.name))?,
+            };
             tracing::info!("{}: listening on {addr}, shared by its instances", app.name);
             fds.push(fd);
         }

@@ -14,10 +14,12 @@ mod listen;
 mod logview;
 mod probe;
 mod reexec;
+mod rescue;
 mod sampler;
 mod wire;
 
 pub use reexec::{take_handover, Handover};
+pub use rescue::Rescue;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -40,18 +42,25 @@ use crate::process::reaper::Exit;
 /// descendants to reach EOF before it exits anyway.
 const LOG_DRAIN: Duration = Duration::from_secs(2);
 
-/// Run supd until it shuts down; returns the process exit code.
+/// Run supd until it shuts down; returns the process exit code. With `rescue`, supd was
+/// executed by a re-exec whose document it could not read: it takes over the processes
+/// and sockets it finds before it starts the rest.
 pub fn run(
     config: Config,
     profile: Option<String>,
     listener: UnixListener,
     socket: PathBuf,
+    mut rescue: Option<Rescue>,
 ) -> i32 {
     let path = socket.clone();
     on_event_loop(&socket, move || {
-        Runtime::new(config, profile, listener, path)
-            .map(|runtime| (runtime, None))
-            .map_err(|e| e.to_string())
+        let inherited = rescue.as_mut().map(Rescue::inherited);
+        let runtime = Runtime::new(config, profile, listener, path, inherited)?;
+        let start = match rescue {
+            Some(rescue) => Start::Rescued(rescue),
+            None => Start::Boot,
+        };
+        Ok((runtime, start))
     })
 }
 
@@ -61,17 +70,24 @@ pub fn resume(handover: Handover) -> i32 {
     let socket = handover.socket().to_path_buf();
     on_event_loop(&socket, move || {
         Runtime::adopt(handover)
-            .map(|(runtime, resumed)| (runtime, Some(resumed)))
+            .map(|(runtime, resumed)| (runtime, Start::Resumed(resumed)))
             .map_err(|e| format!("cannot take over from the supd before the re-exec: {e}"))
     })
 }
 
+/// How the loop begins.
+enum Start {
+    /// Start every autostart app.
+    Boot,
+    /// Take over what the supd before a re-exec left, without its document; then boot.
+    Rescued(Rescue),
+    /// Serve what the supd before a re-exec handed over.
+    Resumed(reexec::Resumed),
+}
+
 /// Build the runtime with `start` inside a current-thread event loop (it registers fds
 /// with it), run it, and remove the control socket once it is done.
-fn on_event_loop(
-    socket: &Path,
-    start: impl FnOnce() -> Result<(Runtime, Option<reexec::Resumed>), String>,
-) -> i32 {
+fn on_event_loop(socket: &Path, start: impl FnOnce() -> Result<(Runtime, Start), String>) -> i32 {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -84,7 +100,7 @@ fn on_event_loop(
     };
     let code = rt.block_on(async move {
         match start() {
-            Ok((runtime, resumed)) => runtime.run(resumed).await,
+            Ok((runtime, how)) => runtime.run(how).await,
             Err(e) => {
                 tracing::error!("{e}");
                 1
@@ -203,6 +219,7 @@ impl Runtime {
         profile: Option<String>,
         listener: UnixListener,
         socket: PathBuf,
+        mut inherited: Option<&mut crate::process::inherited::Inherited>,
     ) -> Result<Runtime, String> {
         let pid1 = nix::unistd::getpid().as_raw() == 1;
         let logs = Logs::start(AppLog::all(&config), pid1).map_err(|e| {
@@ -211,12 +228,15 @@ impl Runtime {
                 config.supervisor.log_dir.display()
             )
         })?;
-        let listeners = listen::bind_all(&config)?;
+        let listeners = listen::bind_all(&config, inherited.as_deref_mut())?;
         let (tx, requests) = mpsc::channel(64);
         let mut http_fd = None;
         if let Some(addr) = config.supervisor.http {
-            let http = std::net::TcpListener::bind(addr)
-                .map_err(|e| format!("cannot listen on http {addr}: {e}"))?;
+            let http = match inherited.and_then(|i| i.take_tcp(addr)) {
+                Some(fd) => std::net::TcpListener::from(fd),
+                None => std::net::TcpListener::bind(addr)
+                    .map_err(|e| format!("cannot listen on http {addr}: {e}"))?,
+            };
             http_fd = http.try_clone().map(OwnedFd::from).ok();
             crate::http::serve(http, tx.clone())
                 .map_err(|e| format!("cannot serve http {addr}: {e}"))?;
@@ -327,8 +347,8 @@ impl Runtime {
         self.start.elapsed()
     }
 
-    /// The loop; `resumed`: this runtime was adopted from a re-exec.
-    async fn run(mut self, resumed: Option<reexec::Resumed>) -> i32 {
+    /// The loop, begun as `start` says.
+    async fn run(mut self, start: Start) -> i32 {
         let signals = (
             signal(SignalKind::child()),
             signal(SignalKind::terminate()),
@@ -347,9 +367,10 @@ impl Runtime {
         // Signals that came during a re-exec waited, blocked: they are handled now.
         reexec::release_signals();
         let mut interrupts = 0;
-        match resumed {
-            None => self.dispatch(Event::Boot),
-            Some(resumed) => {
+        match start {
+            Start::Boot => self.dispatch(Event::Boot),
+            Start::Rescued(rescue) => self.take_over(rescue),
+            Start::Resumed(resumed) => {
                 // Exits during the exec: their SIGCHLD may have been merged with none.
                 self.reap();
                 self.resumed(resumed);

@@ -68,6 +68,13 @@ impl Runtime {
             Check::Exec(argv) => {
                 let mut spec = SpawnSpec::new(app, slot.index, self.base_env.iter().cloned());
                 spec.label = format!("{} {} probe", spec.label, check.kind());
+                // Tells a probe from the instance it probes (same SUP_APP and
+                // SUP_INSTANCE) to a supd that must find its children without a handover.
+                let which = match kind {
+                    ProbeKind::Ready => "ready",
+                    ProbeKind::Health => "health",
+                };
+                spec.env.insert("SUP_PROBE".into(), which.into());
                 spec.argv = argv.clone();
                 match process::spawn(&spec) {
                     Ok(child) => {

@@ -13,7 +13,8 @@
 //! - the new supd ([`Runtime::adopt`]) takes everything over, answers the waiting
 //!   `supctl reexec` and the requests that were waiting, and serves.
 //!
-//! If the exec itself fails, everything is put back and the caller gets the error.
+//! If the exec itself fails, everything is put back and the caller gets the error. A new
+//! binary that cannot read the document takes the processes over without it (`rescue.rs`).
 
 use std::collections::{BinaryHeap, HashMap};
 use std::ffi::CString;
@@ -28,6 +29,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use tokio::sync::{mpsc, oneshot};
 
 use super::handover::{self, Connection, Document, Waits};
+use super::rescue::Rescue;
 use super::{Proc, Responder, Runtime};
 use crate::config::Config;
 use crate::control::proto::{self, ErrorBody, ErrorKind};
@@ -160,14 +162,20 @@ fn exec(exe: &Path, doc: &Document, fds: &[RawFd]) -> io::Error {
     error
 }
 
-/// The document the supd before this one left, if this supd was executed by a re-exec.
+/// The document the supd before this one left, if this supd was executed by a re-exec;
+/// when it cannot be read, what is needed to take the processes over without it.
 /// Takes it out of the environment, so no child inherits the variable.
-pub fn take_handover() -> Option<Result<Handover, String>> {
+pub fn take_handover() -> Option<Result<Handover, Rescue>> {
     let value = std::env::var_os(handover::ENV)?;
     std::env::remove_var(handover::ENV);
+    // After the document's fd is closed: the rest are what the old supd kept open.
+    Some(read_handover(&value).map_err(Rescue::new))
+}
+
+fn read_handover(value: &std::ffi::OsStr) -> Result<Handover, String> {
     let fd: RawFd = match value.to_str().and_then(|v| v.parse().ok()) {
         Some(fd) => fd,
-        None => return Some(Err(format!("{} is not an fd: {value:?}", handover::ENV))),
+        None => return Err(format!("{} is not an fd: {value:?}", handover::ENV)),
     };
     // SAFETY: the fd was named by the supd that executed this one and is owned by no one
     // else here; a bad number fails the read below rather than touching another file,
@@ -175,13 +183,11 @@ pub fn take_handover() -> Option<Result<Handover, String>> {
     let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
     let mut bytes = Vec::new();
     if let Err(e) = file.read_to_end(&mut bytes) {
-        return Some(Err(format!("cannot read the handover document: {e}")));
+        return Err(format!("cannot read the handover document: {e}"));
     }
-    Some(
-        handover::decode(&bytes)
-            .map(Handover)
-            .map_err(|e| e.to_string()),
-    )
+    handover::decode(&bytes)
+        .map(Handover)
+        .map_err(|e| e.to_string())
 }
 
 /// Takes ownership of an fd the document names.

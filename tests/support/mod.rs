@@ -107,15 +107,22 @@ impl Sandbox {
     pub fn spawn_binary(&self, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let stderr = fs::File::create(self.dir.join("supd.err")).expect("stderr file");
         let stdout = fs::File::create(self.dir.join("supd.out")).expect("stdout file");
-        let child = Command::new(program)
-            .args(args)
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn supd");
+        let command = || {
+            Command::new(program)
+                .args(args)
+                .envs(env.iter().copied())
+                .env("RUST_LOG", "debug")
+                .stdin(Stdio::null())
+                .stdout(stdout.try_clone().expect("stdout file"))
+                .stderr(stderr.try_clone().expect("stderr file"))
+                .spawn()
+        };
+        // A copy just written may still be open for writing in a child another test
+        // thread forked meanwhile, until that child execs: ETXTBSY for that moment.
+        let child = wait_until(Duration::from_secs(5), "supd to spawn", || match command() {
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32) => None,
+            spawned => Some(spawned.expect("spawn supd")),
+        });
         Daemon {
             child: Some(child),
             socket: self.socket(),
