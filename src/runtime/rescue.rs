@@ -4,7 +4,8 @@
 //! starting it: each child that supd's environment variables name as an instance
 //! (`SUP_APP`, `SUP_INSTANCE`) becomes that slot's running, ready process, with its log
 //! pipes, its notify socket, and the `listen`, control and HTTP sockets the old supd kept
-//! open. What it cannot place (an app or index the config no longer has, a probe, an old
+//! open (the state file beside the socket names them too, and first: a program that
+//! rewrites its process title overwrites its environment). What it cannot place (an app or index the config no longer has, a probe, an old
 //! generation still stopping) is stopped as a supd killed outright would have it stopped.
 //!
 //! What only the document held is lost and said so: restart counters and last exits,
@@ -52,6 +53,24 @@ impl Rescue {
 
     pub(super) fn inherited(&mut self) -> &mut Inherited {
         &mut self.inherited
+    }
+}
+
+/// Names each child the state file lists (its pid and start time) as the instance the
+/// file says (pure). The file comes first: a program that rewrites its process title
+/// (nginx, redis) overwrites the environment `/proc/PID/environ` shows.
+pub(super) fn name_from_record(children: &mut [Child], groups: &[leftovers::Group]) {
+    for child in children {
+        let listed = groups
+            .iter()
+            .find(|g| g.pgid == child.pid && g.start == child.start);
+        let named = listed.and_then(|g| {
+            let (name, index) = g.label.rsplit_once(':')?;
+            Some((name.to_string(), index.parse().ok()?))
+        });
+        if let Some(instance) = named {
+            child.instance = Some(instance);
+        }
     }
 }
 
@@ -105,7 +124,12 @@ impl Runtime {
     pub(super) fn take_over(&mut self, mut rescue: Rescue) {
         let me = self.state.info.pid;
         let procs = leftovers::all_processes();
-        let children = leftovers::children(&procs);
+        let mut children = leftovers::children(&procs);
+        let groups: Vec<leftovers::Group> = leftovers::read(&leftovers::state_file(&self.socket))
+            .filter(|r| r.boot_id == leftovers::boot_id())
+            .map(|r| r.groups)
+            .unwrap_or_default();
+        name_from_record(&mut children, &groups);
         // supd's clock starts when the process did, so adopted uptimes stay true.
         let my_start = leftovers::start_time(me).unwrap_or(0);
         if let Some(age) = uptime().and_then(|up| up.checked_sub(ticks(my_start))) {
@@ -145,7 +169,7 @@ impl Runtime {
                 _ => strays.push(child),
             }
         }
-        self.stop_strays(&strays, &adopted, procs);
+        self.stop_strays(&strays, &adopted, groups, procs);
         let inherited = rescue.inherited();
         let closed = inherited.closed + inherited.left();
         tracing::warn!(
@@ -202,13 +226,9 @@ impl Runtime {
         &self,
         strays: &[&Child],
         adopted: &HashSet<i32>,
+        mut groups: Vec<leftovers::Group>,
         procs: Vec<leftovers::ProcInfo>,
     ) {
-        let path = leftovers::state_file(&self.socket);
-        let mut groups: Vec<leftovers::Group> = leftovers::read(&path)
-            .filter(|r| r.boot_id == leftovers::boot_id())
-            .map(|r| r.groups)
-            .unwrap_or_default();
         groups.retain(|g| !adopted.contains(&g.pgid));
         for child in strays {
             if groups.iter().any(|g| g.pgid == child.pid) {
@@ -256,6 +276,39 @@ mod tests {
             instance: instance.map(|(n, i)| (n.to_string(), i)),
             ..Child::default()
         }
+    }
+
+    #[test]
+    fn the_state_file_names_children_whose_environment_is_gone() {
+        let group = |pgid, start, label: &str| leftovers::Group {
+            pgid,
+            start,
+            label: label.into(),
+            signal: 15,
+            kill_timeout_ms: 100,
+        };
+        let mut children = [
+            child(10, 5, None),                // nginx: its title over its environment
+            child(11, 5, Some(("web", 1))),    // the file wins over the environment
+            child(12, 5, None),                // a pid listed with another start time
+            child(13, 5, Some(("worker", 0))), // not listed: its environment says
+        ];
+        let groups = [
+            group(10, 5, "nginx:0"),
+            group(11, 5, "web:0"),
+            group(12, 4, "x:0"),
+        ];
+        name_from_record(&mut children, &groups);
+        let names: Vec<_> = children.iter().map(|c| c.instance.clone()).collect();
+        assert_eq!(
+            names,
+            vec![
+                Some(("nginx".into(), 0)),
+                Some(("web".into(), 0)),
+                None,
+                Some(("worker".into(), 0)),
+            ]
+        );
     }
 
     #[test]

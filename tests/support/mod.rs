@@ -119,9 +119,11 @@ impl Sandbox {
         };
         // A copy just written may still be open for writing in a child another test
         // thread forked meanwhile, until that child execs: ETXTBSY for that moment.
-        let child = wait_until(Duration::from_secs(5), "supd to spawn", || match command() {
-            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32) => None,
-            spawned => Some(spawned.expect("spawn supd")),
+        let child = wait_until(Duration::from_secs(5), "supd to spawn", || {
+            match command() {
+                Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32) => None,
+                spawned => Some(spawned.expect("spawn supd")),
+            }
         });
         Daemon {
             child: Some(child),
