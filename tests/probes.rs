@@ -337,6 +337,77 @@ fn supd_tells_its_own_service_manager_ready_and_stopping() {
 }
 
 #[test]
+fn supd_is_ready_for_its_manager_once_its_apps_are_and_pings_its_watchdog() {
+    let sb = Sandbox::new();
+    let path = sb.dir.join("manager.sock");
+    let manager = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
+    manager
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let next = || {
+        let mut buf = [0u8; 512];
+        let n = manager.recv(&mut buf).expect("a message from supd");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let gate = sb.dir.join("gate").display().to_string();
+    let port = free_port().to_string();
+    let config = sb.config(&format!(
+        "{}{}",
+        kit_app(
+            "web",
+            &["serve", &port, &gate],
+            "ready = { log = \"listening\", timeout = \"30s\" }"
+        ),
+        kit_app("env", &["print-env"], ""),
+    ));
+    let d = sb.spawn_supd_env(
+        &["-c", config.to_str().expect("utf-8 path")],
+        &[
+            ("NOTIFY_SOCKET", path.to_str().expect("utf-8 path")),
+            ("WATCHDOG_USEC", "100000"),
+        ],
+    );
+    // While web is not ready: progress, a start timeout that covers its ready timeout,
+    // and watchdog pings; no READY=1.
+    let mut pings = 0;
+    let mut progress = Vec::new();
+    while pings < 4 {
+        let m = next();
+        assert!(!m.contains("READY=1"), "ready before web is: {m}");
+        match m.as_str() {
+            "WATCHDOG=1" => pings += 1,
+            _ => progress.push(m),
+        }
+    }
+    let first = progress.first().expect("a progress report");
+    assert!(
+        first.starts_with("STATUS=starting: 1 of 2 apps ready\nEXTEND_TIMEOUT_USEC="),
+        "{progress:?}"
+    );
+    let extend: u64 = first
+        .rsplit('=')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("microseconds");
+    assert!(extend >= 30_000_000, "{first}");
+    open_gate(&gate);
+    let ready = loop {
+        let m = next();
+        if m != "WATCHDOG=1" {
+            break m;
+        }
+    };
+    assert!(ready.starts_with("READY=1\n"), "{ready}");
+    assert_eq!(d.instance("web", 0)["ready"], true);
+    // supd's own manager variables are not its apps'.
+    let env = sb.wait_log("env", "env-done");
+    assert!(
+        !env.contains("NOTIFY_SOCKET") && !env.contains("WATCHDOG_USEC"),
+        "{env}"
+    );
+}
+
+#[test]
 fn reload_replaces_every_instance_and_returns_when_all_are_ready() {
     let sb = Sandbox::new();
     let d = sb.start(&sb.config(&kit_app(

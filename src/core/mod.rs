@@ -23,6 +23,7 @@ mod ready;
 mod requests;
 mod rollout;
 mod shutdown;
+pub mod startup;
 pub mod state;
 pub mod view;
 

@@ -1518,3 +1518,62 @@ fn an_adopted_process_is_online_and_boot_starts_only_the_rest() {
     assert_eq!(timers(&fx).len(), 1, "{fx:?}");
     assert_eq!(h.status_of(slot(0, 0)).state, StateName::Backoff);
 }
+
+#[test]
+fn startup_is_done_once_every_autostart_app_is_ready_or_failed() {
+    use crate::core::startup::startup;
+    let mut h = H::from_toml(
+        r#"
+[[app]]
+name = "web"
+cmd = ["w"]
+instances = 2
+ready = { log = "up", timeout = "5s" }
+
+[[app]]
+name = "job"
+cmd = ["j"]
+
+[[app]]
+name = "manual"
+cmd = ["m"]
+autostart = false
+"#,
+    );
+    let s = startup(&h.state);
+    assert_eq!((s.settled, s.apps, s.deadline), (1, 2, Some(ms(5000))));
+    assert!(!s.done());
+    let gen = h.gen(slot(0, 0));
+    h.at(50).send(Event::ProbeDone {
+        slot: slot(0, 0),
+        gen,
+        kind: ProbeKind::Ready,
+        ok: true,
+        detail: "line".into(),
+    });
+    assert_eq!(
+        startup(&h.state).settled,
+        1,
+        "one web instance is not ready yet"
+    );
+    // The other fails its first start: it exits before it is ready.
+    h.at(100);
+    h.exit(slot(0, 1), ExitStatus::Code(1));
+    let s = startup(&h.state);
+    assert!(s.done(), "{s:?}");
+    assert_eq!(s.deadline, None);
+    // Its restart starting again does not take that back.
+    let at = timers(&h.log)
+        .into_iter()
+        .find_map(|(at, t)| matches!(t, Timer::Start { .. }).then_some(at))
+        .expect("a backoff");
+    h.at(at.as_millis() as u64).send(Event::Timer(Timer::Start {
+        slot: slot(0, 1),
+        at,
+    }));
+    assert!(matches!(
+        h.phase(slot(0, 1)),
+        Phase::Online { ready: false, .. }
+    ));
+    assert!(startup(&h.state).done());
+}

@@ -111,6 +111,50 @@ fn on_event_loop(socket: &Path, start: impl FnOnce() -> Result<(Runtime, Start),
     code
 }
 
+/// Added to the latest readiness deadline in `EXTEND_TIMEOUT_USEC`: the time to handle
+/// the deadline and report.
+const STARTUP_MARGIN: Duration = Duration::from_secs(5);
+
+/// What the service manager was told of supd's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// Nothing yet.
+    Nothing,
+    /// `STATUS=starting: SETTLED of APPS apps ready`.
+    Shown(usize, usize),
+    /// READY=1 (or there is no manager to tell).
+    Told,
+}
+
+/// The variables a service manager sets for supd itself, which its apps must not take
+/// for theirs (`NOTIFY_SOCKET` is set per app that asks for one).
+const MANAGER_VARS: [&str; 6] = [
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+];
+
+/// How often to tell systemd `WATCHDOG=1`: half its `WatchdogSec=`, if it set one for
+/// this process.
+fn watchdog_interval() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    let for_us =
+        std::env::var("WATCHDOG_PID").map_or(true, |pid| pid.parse() == Ok(std::process::id()));
+    (usec > 0 && for_us).then(|| Duration::from_micros(usec / 2))
+}
+
+async fn tick(watchdog: &mut Option<tokio::time::Interval>) {
+    match watchdog {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Where the replies to one request go.
 struct Responder {
     reply: oneshot::Sender<Result<proto::Data, ErrorBody>>,
@@ -196,6 +240,8 @@ struct Runtime {
     groups_changed: bool,
     /// The start time of each group's leader, as written to the state file.
     group_starts: HashMap<i32, u64>,
+    /// What the service manager was told of the start.
+    startup: Progress,
 }
 
 /// What a new or an adopted runtime is built from.
@@ -303,6 +349,7 @@ impl Runtime {
             state,
             start,
             base_env: std::env::vars_os()
+                .filter(|(k, _)| !MANAGER_VARS.iter().any(|m| k == m))
                 .map(|(k, v)| {
                     (
                         k.to_string_lossy().into_owned(),
@@ -340,6 +387,7 @@ impl Runtime {
             http_fd,
             groups_changed: true,
             group_starts: HashMap::new(),
+            startup: Progress::Nothing,
         }
     }
 
@@ -374,16 +422,15 @@ impl Runtime {
                 // Exits during the exec: their SIGCHLD may have been merged with none.
                 self.reap();
                 self.resumed(resumed);
+                // The service manager saw this supd ready before the exec.
+                self.startup = Progress::Told;
+                self.tell_ready();
             }
         }
         // SAFETY: malloc_trim only returns free heap pages to the OS.
         unsafe { libc::malloc_trim(0) };
-        // The control socket is served and every autostart app is spawned.
-        self.tell_manager(&format!(
-            "READY=1\nMAINPID={}\nSTATUS=managing {} apps",
-            self.state.info.pid,
-            self.state.apps.len()
-        ));
+        self.report_startup();
+        let mut watchdog = watchdog_interval().map(tokio::time::interval);
         while self.exit.is_none() {
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
             let sleep = async {
@@ -431,9 +478,14 @@ impl Runtime {
                     }
                 }
                 _ = sleep => self.fire_timers(),
+                // From the loop itself: a loop that hangs stops the pings.
+                _ = tick(&mut watchdog) => self.tell_manager("WATCHDOG=1"),
             }
             if self.groups_changed {
                 self.write_state_file();
+            }
+            if self.startup != Progress::Told {
+                self.report_startup();
             }
         }
         let code = self.exit.unwrap_or(1);
@@ -513,6 +565,44 @@ impl Runtime {
         if let Err(e) = leftovers::write(&path, &record) {
             tracing::warn!("cannot write {}: {e}", path.display());
         }
+    }
+
+    /// Tell the service manager how far the start has come (`STATUS=`, and
+    /// `EXTEND_TIMEOUT_USEC=` while readiness checks may still pass), and READY=1 once
+    /// every autostart instance is ready or has failed its first start.
+    fn report_startup(&mut self) {
+        if self.manager.is_none() {
+            self.startup = Progress::Told;
+            return;
+        }
+        let progress = core::startup::startup(&self.state);
+        if progress.done() || self.state.shutdown.is_some() {
+            self.startup = Progress::Told;
+            self.tell_ready();
+            return;
+        }
+        let shown = Progress::Shown(progress.settled, progress.apps);
+        if self.startup == shown {
+            return;
+        }
+        self.startup = shown;
+        let mut text = format!(
+            "STATUS=starting: {} of {} apps ready",
+            progress.settled, progress.apps
+        );
+        if let Some(deadline) = progress.deadline {
+            let left = deadline.saturating_sub(self.now()) + STARTUP_MARGIN;
+            text.push_str(&format!("\nEXTEND_TIMEOUT_USEC={}", left.as_micros()));
+        }
+        self.tell_manager(&text);
+    }
+
+    fn tell_ready(&self) {
+        self.tell_manager(&format!(
+            "READY=1\nMAINPID={}\nSTATUS=managing {} apps",
+            self.state.info.pid,
+            self.state.apps.len()
+        ));
     }
 
     /// Tell supd's own service manager, if it runs under one that listens.
