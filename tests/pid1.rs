@@ -74,10 +74,18 @@ fn as_pid_1_supd_reaps_orphans_and_exits_cleanly() {
             &["orphan"],
             "restart = \"never\"\nlog_target = \"file\"",
         ),
-        kit_app("zombies", &["zombies", "5"], "log_target = \"file\""),
+        kit_app(
+            "zombies",
+            &["zombies", "5"],
+            "log_target = \"file\"\nkill_timeout = \"12s\"",
+        ),
     ]
     .concat();
     let cfg = sb.config(&apps);
+    // Longer than `docker stop` waits: supd warns at start.
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    let text = text.replace("shutdown_timeout = \"10s\"", "shutdown_timeout = \"20s\"");
+    std::fs::write(&cfg, text).expect("config");
     let stderr = std::fs::File::create(sb.dir.join("supd.err")).expect("stderr");
     let mut unshare = Guard(
         Command::new("unshare")
@@ -132,12 +140,9 @@ fn as_pid_1_supd_reaps_orphans_and_exits_cleanly() {
     let code = wait_until(Duration::from_secs(15), "supd (PID 1) to exit", || {
         unshare.0.try_wait().expect("try_wait")
     });
-    assert_eq!(
-        code.code(),
-        Some(0),
-        "{}",
-        std::fs::read_to_string(sb.dir.join("supd.err")).unwrap_or_default()
-    );
+    let err = std::fs::read_to_string(sb.dir.join("supd.err")).unwrap_or_default();
+    assert_eq!(code.code(), Some(0), "{err}");
+    assert!(err.contains("as PID 1, a shutdown may take 12s"), "{err}");
     assert!(
         descendants(unshare_pid).is_empty(),
         "everything in the namespace is gone"

@@ -22,7 +22,7 @@ pub mod policy;
 mod ready;
 mod requests;
 mod rollout;
-mod shutdown;
+pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod view;

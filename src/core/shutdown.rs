@@ -110,3 +110,16 @@ impl Cx<'_> {
         }
     }
 }
+
+/// The longest a graceful shutdown of `config`'s apps can take before supd exits (pure):
+/// every app is SIGKILLed after its `kill_timeout`, everything after `shutdown_timeout`,
+/// whichever comes first.
+pub fn longest_stop(config: &crate::config::Config) -> std::time::Duration {
+    let kill = config
+        .apps
+        .iter()
+        .map(|a| a.kill_timeout)
+        .max()
+        .unwrap_or_default();
+    kill.min(config.supervisor.shutdown_timeout)
+}

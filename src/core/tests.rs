@@ -1577,3 +1577,25 @@ autostart = false
     ));
     assert!(startup(&h.state).done());
 }
+
+#[test]
+fn a_shutdown_takes_at_most_the_shorter_of_the_two_timeouts() {
+    use crate::core::shutdown::longest_stop;
+    let config = |shutdown: &str, kills: &[&str]| {
+        let apps: String = kills
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                format!("[[app]]\nname = \"a{i}\"\ncmd = [\"x\"]\nkill_timeout = \"{k}\"\n")
+            })
+            .collect();
+        let text = format!("[supervisor]\nshutdown_timeout = \"{shutdown}\"\n{apps}");
+        crate::config::validate::validate(std::path::Path::new("/e.toml"), &text, None, 4, &|_| {
+            true
+        })
+        .unwrap()
+    };
+    assert_eq!(longest_stop(&config("30s", &["5s", "2s"])), ms(5000));
+    assert_eq!(longest_stop(&config("8s", &["20s"])), ms(8000));
+    assert_eq!(longest_stop(&config("30s", &[])), ms(0));
+}

@@ -115,6 +115,9 @@ fn on_event_loop(socket: &Path, start: impl FnOnce() -> Result<(Runtime, Start),
 /// the deadline and report.
 const STARTUP_MARGIN: Duration = Duration::from_secs(5);
 
+/// How long `docker stop` and `podman stop` wait after SIGTERM by default.
+const CONTAINER_STOP: Duration = Duration::from_secs(10);
+
 /// What the service manager was told of supd's start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Progress {
@@ -268,6 +271,17 @@ impl Runtime {
         mut inherited: Option<&mut crate::process::inherited::Inherited>,
     ) -> Result<Runtime, String> {
         let pid1 = nix::unistd::getpid().as_raw() == 1;
+        let longest = core::shutdown::longest_stop(&config);
+        if pid1 && longest > CONTAINER_STOP {
+            tracing::warn!(
+                "as PID 1, a shutdown may take {} (the shorter of shutdown_timeout and the \
+                 longest kill_timeout), more than the {}s `docker stop`/`podman stop` wait \
+                 before they SIGKILL everything: lower them, or stop with a longer timeout \
+                 (-t, stop_grace_period, terminationGracePeriodSeconds)",
+                crate::human::duration(longest),
+                CONTAINER_STOP.as_secs()
+            );
+        }
         let logs = Logs::start(AppLog::all(&config), pid1).map_err(|e| {
             format!(
                 "cannot open the app logs under {}: {e}",
