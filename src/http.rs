@@ -150,6 +150,7 @@ async fn ask<T: serde::de::DeserializeOwned>(
         reply,
         stream: None,
         origin: None,
+        peer: None,
     };
     tokio::time::timeout(LOOP_DEADLINE, async {
         requests.send(request).await.ok()?;

@@ -88,7 +88,7 @@ fn a_client_that_hangs_up_mid_request_does_not_hurt() {
 }
 
 #[test]
-fn the_socket_is_0660_in_a_0750_directory() {
+fn the_socket_is_0660_in_a_0750_or_root_0755_directory() {
     let sb = Sandbox::new();
     let sock = sb.dir.join("run/sub/s.sock");
     let cfg = sb.write(
@@ -106,7 +106,13 @@ fn the_socket_is_0660_in_a_0750_directory() {
     let mode =
         |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode(&sock), 0o660);
-    assert_eq!(mode(sock.parent().expect("dir")), 0o750);
+    // Root's is open to group `sup` members, who reach the socket, which is checked.
+    let dir = if nix::unistd::geteuid().is_root() {
+        0o755
+    } else {
+        0o750
+    };
+    assert_eq!(mode(sock.parent().expect("dir")), dir);
     drop(d);
 }
 
@@ -247,4 +253,88 @@ fn scale_up_and_down_with_real_processes() {
     );
     let out = d.supctl(&["scale", "w:0", "2"]);
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// `supctl ARGS` run as uid 4242 with `groups` (numeric gids; no account needed).
+fn supctl_as(sb: &Sandbox, groups: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args([
+            "--reuid=4242",
+            "--regid=4242",
+            &format!("--groups={groups}"),
+        ])
+        .arg(SUPCTL)
+        .arg("--socket")
+        .arg(sb.socket())
+        .args(args)
+        .output()
+        .expect("setpriv")
+}
+
+fn gid_of(name: &str) -> Option<u32> {
+    nix::unistd::Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
+}
+
+#[test]
+fn the_kernel_says_who_a_client_is_and_supd_lets_in_only_whom_it_should() {
+    if !nix::unistd::geteuid().is_root() || which("setpriv").is_none() {
+        eprintln!("skipped: needs root and setpriv (util-linux) to run supctl as another uid");
+        return;
+    }
+    // Group `sup` may do everything; the Debian package makes it, CI too.
+    let (Some(admin), Some(readers)) = (gid_of("sup"), gid_of("nogroup")) else {
+        eprintln!("skipped: no group `sup` or `nogroup` on this machine");
+        return;
+    };
+    let sb = Sandbox::new();
+    let config = sb.config(&kit_app("app", &["sleep"], ""));
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace("[supervisor]\n", "[supervisor]\nreaders = [\"nogroup\"]\n");
+    std::fs::write(&config, text).expect("config");
+    let d = sb.start(&config);
+    d.wait_instance("app", 0, "online", |r| r["state"] == "online");
+
+    // The socket is root:sup 0660: a member of group sup reaches it and does anything.
+    let meta = std::fs::metadata(sb.socket()).expect("socket");
+    assert_eq!(
+        (
+            meta.permissions().mode() & 0o777,
+            std::os::unix::fs::MetadataExt::gid(&meta)
+        ),
+        (0o660, admin)
+    );
+    let out = supctl_as(&sb, &admin.to_string(), &["restart", "app"]);
+    assert!(out.status.success(), "{out:?}");
+    // Anyone else cannot even connect...
+    let out = supctl_as(&sb, "4242", &["status"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    // ...and with the mode opened wide, supd itself refuses them, by name.
+    std::fs::set_permissions(sb.socket(), std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let out = supctl_as(&sb, "4242", &["status"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("permission denied: uid 4242 is not root, nor supd's user, nor in group sup"),
+        "{err}"
+    );
+    // A member of a `readers` group may read, and only read.
+    let reader = readers.to_string();
+    let out = supctl_as(&sb, &reader, &["--json", "status"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(supctl_as(&sb, &reader, &["health"]).status.code(), Some(0));
+    let out = supctl_as(&sb, &reader, &["stop", "app"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("may only read"),
+        "{out:?}"
+    );
+    let row = d.instance("app", 0);
+    assert_eq!(
+        (row["state"].as_str(), row["restarts"].as_u64()),
+        (Some("online"), Some(1))
+    );
+    d.assert_running();
 }

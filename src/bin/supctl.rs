@@ -250,7 +250,7 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     // The config a supd started here would use (`supd` without `-c`) names the socket.
     let config_socket = sup::config::default_path().and_then(socket_path::socket_from_config_file);
-    let path = socket_path::resolve(cli.socket.as_deref(), config_socket.as_deref());
+    let path = socket_path::resolve_for_client(cli.socket.as_deref(), config_socket.as_deref());
     let command = cli.verb.command();
     let verb = command.name();
 

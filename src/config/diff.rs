@@ -178,6 +178,14 @@ fn supervisor_changes(old: &Supervisor, new: &Supervisor) -> (Vec<Change>, Vec<S
         shutdown(old),
         shutdown(new),
     );
+    let readers = |s: &Supervisor| Some(format!("{:?}", s.readers));
+    compare(
+        &mut changes,
+        "readers",
+        Needs::Live,
+        readers(old),
+        readers(new),
+    );
     (changes, refused)
 }
 

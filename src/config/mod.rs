@@ -47,6 +47,10 @@ pub struct Supervisor {
     pub shutdown_timeout: Duration,
     /// `http`: where `/metrics`, `/healthz` and `/readyz` are served (off by default).
     pub http: Option<std::net::SocketAddr>,
+    /// `readers`: groups whose members may use the read-only verbs on the control socket
+    /// (root, supd's own user and group `sup` may use every verb).
+    #[serde(default)]
+    pub readers: Vec<String>,
 }
 
 /// One `[[app]]`.

@@ -19,7 +19,7 @@ use super::error::{ConfigError, ConfigErrors, Locator};
 pub const TOP_KEYS: &[&str] = &["supervisor", "defaults", "app"];
 
 /// The keys of `[supervisor]`.
-pub const SUPERVISOR_KEYS: &[&str] = &["socket", "log_dir", "shutdown_timeout", "http"];
+pub const SUPERVISOR_KEYS: &[&str] = &["socket", "log_dir", "shutdown_timeout", "http", "readers"];
 
 /// The keys of an `[[app]]` table, declared in [`super::validate`] with how each is read.
 /// `[defaults]` and `[app.profile.NAME]` take the same keys except `name` and `profile`.

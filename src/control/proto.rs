@@ -226,6 +226,8 @@ pub enum ErrorKind {
     /// The config file has errors, or asks for a change that cannot be made while supd
     /// runs; nothing was changed.
     BadConfig,
+    /// The client may not ask this (see [`super::access`]).
+    PermissionDenied,
 }
 
 /// `data` of `status`: the shape of DESIGN §6 (fields may be added, none renamed).

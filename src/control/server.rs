@@ -29,6 +29,10 @@ pub struct ControlRequest {
     /// The control connection it came on (none for HTTP): what a re-exec carries over so
     /// the next supd gives the answer.
     pub origin: Option<Origin>,
+    /// Who asked, for a request on the control socket; none for one not to be checked
+    /// (HTTP, whose endpoint serves only what it serves everyone, or one the supd before
+    /// a re-exec let in).
+    pub peer: Option<super::access::Peer>,
 }
 
 /// Where on the control socket a request came from.
@@ -67,9 +71,11 @@ pub enum BindError {
     },
 }
 
-/// Bind the control socket at `path`: its directory is created 0750, the socket is
-/// created 0660 (umask set around `bind`, so it is never wider, even for an instant),
-/// a stale socket (nothing listening) is replaced and a live one refused.
+/// Bind the control socket at `path`: its directory is created 0750 (0755 as root, so
+/// members of group `sup` reach the socket), the socket is created 0660 (umask set
+/// around `bind`, so it is never wider, even for an instant) and, as root, given to
+/// group `sup` when it exists; a stale socket (nothing listening) is replaced and a live
+/// one refused. Who may use it is checked per client too ([`super::access`]).
 ///
 /// Call this before any thread that creates files exists: the umask is process-wide.
 pub fn bind(path: &Path) -> Result<StdListener, BindError> {
@@ -80,7 +86,11 @@ pub fn bind(path: &Path) -> Result<StdListener, BindError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o750)
+            .mode(if nix::unistd::geteuid().is_root() {
+                0o755
+            } else {
+                0o750
+            })
             .create(dir)
             .map_err(io_err)?;
     }
@@ -114,6 +124,12 @@ pub fn bind(path: &Path) -> Result<StdListener, BindError> {
     umask(old);
     let listener = bound.map_err(io_err)?;
     listener.set_nonblocking(true).map_err(io_err)?;
+    // A system supd's socket is root:sup 0660, so members of group `sup` reach it.
+    if nix::unistd::geteuid().is_root() {
+        if let Ok(Some(group)) = nix::unistd::Group::from_name(super::access::ADMIN_GROUP) {
+            nix::unistd::chown(path, None, Some(group.gid)).map_err(|e| io_err(e.into()))?;
+        }
+    }
     Ok(listener)
 }
 
@@ -172,6 +188,12 @@ pub fn adopt(
 /// connection stays open.
 async fn connection(stream: UnixStream, requests: mpsc::Sender<ControlRequest>) {
     let conn = stream.as_raw_fd();
+    // A client the kernel cannot name gets the access of nobody.
+    let peer = super::access::peer_of(&stream).unwrap_or(super::access::Peer {
+        uid: u32::MAX,
+        pid: 0,
+        groups: Vec::new(),
+    });
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
@@ -187,7 +209,12 @@ async fn connection(stream: UnixStream, requests: mpsc::Sender<ControlRequest>) 
             Ok(LineRead::Line) => match proto::decode_request(&line) {
                 Err(reply) => reply,
                 Ok(request) => {
-                    match answer(request, conn, &requests, &mut reader, &mut write).await {
+                    let at = Origin {
+                        conn,
+                        wire_id: request.id,
+                    };
+                    let peer = Some(peer.clone());
+                    match answer(request, at, peer, &requests, &mut reader, &mut write).await {
                         Some(reply) => reply,
                         None => return,
                     }
@@ -204,7 +231,8 @@ async fn connection(stream: UnixStream, requests: mpsc::Sender<ControlRequest>) 
 /// a stream as they come. `None` when the client went away meanwhile.
 async fn answer(
     request: proto::Request,
-    conn: RawFd,
+    origin: Origin,
+    peer: Option<super::access::Peer>,
     requests: &mpsc::Sender<ControlRequest>,
     reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
     write: &mut tokio::net::unix::OwnedWriteHalf,
@@ -223,7 +251,8 @@ async fn answer(
         cmd: request.cmd,
         reply: tx,
         stream,
-        origin: Some(Origin { conn, wire_id: id }),
+        origin: Some(origin),
+        peer,
     };
     if requests.send(forwarded).await.is_err() {
         return Some(gone());

@@ -26,6 +26,29 @@ pub fn resolve(flag: Option<&Path>, config_socket: Option<&Path>) -> PathBuf {
     )
 }
 
+/// supctl's socket: [`resolve`], except that a user with no supd of their own (nothing
+/// at their default path) reaches the system supd at [`ROOT_DEFAULT`] when one is there,
+/// so a member of group `sup` runs plain `supctl status` on a server.
+pub fn resolve_for_client(flag: Option<&Path>, config_socket: Option<&Path>) -> PathBuf {
+    let path = resolve(flag, config_socket);
+    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR");
+    let uid = nix::unistd::geteuid().as_raw();
+    let default = resolve_from(None, None, None, runtime_dir.as_deref(), uid);
+    let is_default = uid != 0 && path == default;
+    client_choice(path, is_default, &|p| p.exists())
+}
+
+/// The rule behind [`resolve_for_client`] (pure): `path`, unless it is the user's
+/// default (`is_default`), nothing is there, and a system supd's socket is.
+pub fn client_choice(path: PathBuf, is_default: bool, exists: &dyn Fn(&Path) -> bool) -> PathBuf {
+    let system = Path::new(ROOT_DEFAULT);
+    if is_default && !exists(&path) && exists(system) {
+        system.to_path_buf()
+    } else {
+        path
+    }
+}
+
 /// The pure rule behind [`resolve`], with the environment passed in.
 ///
 /// Defaults: root (`uid` 0) always gets [`ROOT_DEFAULT`], so `sudo supctl` finds a supd
@@ -109,6 +132,22 @@ fn socket_line(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_user_without_a_supd_of_their_own_reaches_the_system_one() {
+        let mine = PathBuf::from("/tmp/sup-1000/supd.sock");
+        let system = |p: &Path| p == Path::new(ROOT_DEFAULT);
+        assert_eq!(
+            client_choice(mine.clone(), true, &system),
+            Path::new(ROOT_DEFAULT)
+        );
+        // Their own supd runs: theirs.
+        assert_eq!(client_choice(mine.clone(), true, &|_| true), mine);
+        // A path they chose (flag, SUP_SOCKET, config) is kept even where nothing is.
+        assert_eq!(client_choice(mine.clone(), false, &system), mine);
+        // No system supd either: their default, so the error names it.
+        assert_eq!(client_choice(mine.clone(), true, &|_| false), mine);
+    }
+
     use super::*;
 
     #[test]

@@ -39,6 +39,7 @@ impl H {
                 log_dir: "/tmp".into(),
                 shutdown_timeout: Duration::from_secs(30),
                 http: None,
+                readers: Vec::new(),
             },
             apps,
         };

@@ -484,13 +484,13 @@ impl Runtime {
                     Inner::Notify { slot, pid, message } => self.notified(slot, pid, message),
                     Inner::ProbeTimeout { pid } => self.probe_timed_out(pid),
                 },
-                Some(request) = self.requests.recv() => {
-                    if request.cmd == Command::Reexec {
+                Some(request) = self.requests.recv() => match self.admit(request) {
+                    Some(request) if request.cmd == Command::Reexec => {
                         self.reexec(Some(request)).await;
-                    } else {
-                        self.take_request(request);
                     }
-                }
+                    Some(request) => self.take_request(request),
+                    None => {}
+                },
                 _ = sleep => self.fire_timers(),
                 // From the loop itself: a loop that hangs stops the pings.
                 _ = tick(&mut watchdog) => self.tell_manager("WATCHDOG=1"),
@@ -513,6 +513,29 @@ impl Runtime {
         let _ = std::fs::remove_file(crate::process::leftovers::state_file(&self.socket));
         tracing::info!("supd exits with code {code}");
         code
+    }
+
+    /// The request, if its client may ask it; else it is refused here.
+    fn admit(&self, request: ControlRequest) -> Option<ControlRequest> {
+        use crate::control::access::Policy;
+        let Some(peer) = &request.peer else {
+            return Some(request);
+        };
+        // Root and supd's own user, the common case, need no group lookup.
+        let owner = nix::unistd::geteuid().as_raw();
+        if peer.uid == 0 || peer.uid == owner {
+            return Some(request);
+        }
+        let policy = Policy::resolve(&self.state.info.supervisor.readers);
+        match policy.check(peer, &request.cmd) {
+            Ok(()) => Some(request),
+            Err(message) => {
+                tracing::warn!("control socket: {message} (pid {})", peer.pid);
+                let kind = proto::ErrorKind::PermissionDenied;
+                let _ = request.reply.send(Err(ErrorBody { kind, message }));
+                None
+            }
+        }
     }
 
     /// A control request: to the core as an order, or (apply, diff) to the config

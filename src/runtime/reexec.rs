@@ -236,7 +236,7 @@ impl Runtime {
         };
         let mut queued = Vec::new();
         while let Ok(r) = self.requests.try_recv() {
-            queued.push(r);
+            queued.extend(self.admit(r));
         }
         let doc = self.document(&paused, &queued, request.as_ref().and_then(|r| r.origin));
         let fds = handover::fds(&doc);
@@ -432,11 +432,13 @@ impl Runtime {
                         },
                     );
                 }
+                // Let in by the old supd before it wrote them down.
                 Waits::Queued(cmd) => resumed.queued.push(ControlRequest {
                     cmd,
                     reply,
                     stream: None,
                     origin,
+                    peer: None,
                 }),
             }
         }

@@ -240,6 +240,7 @@ mod tests {
                 log_dir: "/tmp".into(),
                 shutdown_timeout: std::time::Duration::from_secs(30),
                 http: None,
+                readers: Vec::new(),
             },
             apps: vec![crate::config::test_app("backend")],
         };

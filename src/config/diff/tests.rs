@@ -201,6 +201,7 @@ fn every_app_field_belongs_to_a_key() {
         log_dir: _,
         shutdown_timeout: _,
         http: _,
+        readers: _,
     } = config("").supervisor;
 }
 

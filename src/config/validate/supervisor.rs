@@ -18,6 +18,31 @@ pub const ROOT_LOG_DIR: &str = "/var/log/sup";
 const MAX_SOCKET_PATH: usize = 107;
 
 impl Walker<'_> {
+    /// A list of group names that exist on this machine.
+    fn groups(&mut self, value: &Value<'_>, key: &str, field: &str) -> Vec<String> {
+        let expected = "an array of group names: [\"adm\"]";
+        let DeValue::Array(items) = value.get_ref() else {
+            self.sink.wrong_type(value, key, field, expected);
+            return Vec::new();
+        };
+        let mut names = Vec::new();
+        for item in items.iter() {
+            let Some(name) = self.string(item, key, field, expected) else {
+                continue;
+            };
+            match nix::unistd::Group::from_name(name) {
+                Ok(Some(_)) => names.push(name.to_string()),
+                _ => self.sink.error(
+                    item.span(),
+                    Some(key),
+                    format!("`{field}`: there is no group `{name}` on this machine"),
+                    None,
+                ),
+            }
+        }
+        names
+    }
+
     pub(super) fn supervisor(&mut self, value: Option<&Value<'_>>, root: bool) -> Supervisor {
         let mut s = Supervisor {
             socket: None,
@@ -28,6 +53,7 @@ impl Walker<'_> {
             },
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             http: None,
+            readers: Vec::new(),
         };
         let Some(value) = value else { return s };
         let DeValue::Table(table) = value.get_ref() else {
@@ -69,6 +95,7 @@ impl Walker<'_> {
                     }
                 }
                 "http" => s.http = self.http_listen(v, &key),
+                "readers" => s.readers = self.groups(v, &key, field),
                 _ => self.sink.unknown_key(k, &key, SUPERVISOR_KEYS),
             }
         }

@@ -84,6 +84,7 @@ fn minimal_app_gets_every_default() {
             log_dir: PathBuf::from("/cfg/logs"),
             shutdown_timeout: Duration::from_secs(30),
             http: None,
+            readers: Vec::new(),
         }
     );
     assert_eq!(
@@ -649,7 +650,7 @@ user = ""
         [
             "3:20: invalid `shutdown_timeout`: duration `30` has no unit; add one, e.g. \
              \"30s\" or \"30ms\" (expected a duration like \"500ms\", \"5s\", \"2m\")",
-            "4:1: unknown field `bogus` (expected one of `socket`, `log_dir`, `shutdown_timeout`, `http`)",
+            "4:1: unknown field `bogus` (expected one of `socket`, `log_dir`, `shutdown_timeout`, `http`, `readers`)",
             "7:16: invalid `kill_timeout`: invalid duration `5x`: unknown unit `x` \
              (units: ms, s, m, h, d) (expected a duration like \"500ms\", \"5s\", \"2m\")",
             "11:7: `cmd` is empty (expected an array of strings, or a string)",
@@ -854,6 +855,7 @@ fn the_contract_file_validates() {
             log_dir: PathBuf::from("/tmp/sup-contract/logs"),
             shutdown_timeout: Duration::from_secs(30),
             http: None,
+            readers: Vec::new(),
         }
     );
     let [backend, studio, jobs] = &config.apps[..] else {
@@ -931,5 +933,19 @@ fn max_surge_is_read_and_layered() {
     assert_eq!(
         errors("[defaults]\nmax_surge = \"25%\"\n"),
         ["2:13: invalid type for `max_surge`: found a string (expected a non-negative integer)"]
+    );
+}
+
+#[test]
+fn readers_are_groups_that_exist() {
+    let config = check("[supervisor]\nreaders = [\"root\"]\n").unwrap();
+    assert_eq!(config.supervisor.readers, vec!["root".to_string()]);
+    assert_eq!(
+        errors("[supervisor]\nreaders = [\"root\", \"no-such-group-here\"]\n"),
+        vec!["2:20: `readers`: there is no group `no-such-group-here` on this machine"]
+    );
+    assert_eq!(
+        errors("[supervisor]\nreaders = \"adm\"\n"),
+        vec!["2:11: invalid type for `readers`: found a string (expected an array of group names: [\"adm\"])"]
     );
 }
