@@ -10,14 +10,35 @@ cd "$(dirname "$0")/.."
 if ! cargo deb --version >/dev/null 2>&1; then
     cargo install cargo-deb --locked --quiet
 fi
+# The man pages and completions the package installs are made from the built binaries'
+# sources (`examples/docs.rs`): supd's from its --help, supctl's from its clap definition.
+cargo build --release --locked --bin supd --bin supctl
+cargo run --quiet --locked --example docs -- target/release/supd README.md target/docs
 deb=$(cargo deb 2>/dev/null | tail -1)
 [ -f "$deb" ] || { echo "check-deb: cargo deb built nothing" >&2; exit 1; }
+
+# cargo-deb writes no md5sums, which `dpkg --verify` checks installed files against:
+# add them (conffiles excepted, as dh_md5sums does) and pack the same tree again.
+repack=$(mktemp -d)
+dpkg-deb -R "$deb" "$repack/pkg"
+(
+    cd "$repack/pkg"
+    find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | sort \
+        | grep -vxF -f <(sed 's|^/||' DEBIAN/conffiles 2>/dev/null) \
+        | xargs -d '\n' md5sum >DEBIAN/md5sums
+)
+dpkg-deb --root-owner-group -b "$repack/pkg" "$deb" >/dev/null
+rm -rf "$repack"
 
 fail() { echo "check-deb: $*" >&2; exit 1; }
 contents=$(dpkg-deb -c "$deb")
 for path in ./usr/bin/supd ./usr/bin/supctl ./etc/sup/ecosystem.toml \
-    ./usr/lib/systemd/system/supd.service ./usr/share/doc/sup/README.md; do
-    grep -q " $path\$" <<<"$contents" || fail "$path is not in the package"
+    ./usr/lib/systemd/system/supd.service ./usr/share/doc/sup/README.md \
+    ./usr/share/man/man8/supd.8.gz ./usr/share/man/man1/supctl.1.gz \
+    ./usr/share/man/man5/ecosystem.toml.5.gz ./usr/share/bash-completion/completions/supctl \
+    ./usr/share/zsh/vendor-completions/_supctl ./usr/share/fish/vendor_completions.d/supctl.fish; do
+    # cargo-deb 3 lists `./usr/...`, 2.x `usr/...`: either form.
+    grep -Eq " (\./)?${path#./}\$" <<<"$contents" || fail "$path is not in the package"
 done
 control=$(mktemp -d)
 trap 'rm -rf "$control"' EXIT
@@ -34,6 +55,12 @@ grep -q "supctl --socket /run/sup/supd.sock reexec" "$control/postinst" || fail 
 dpkg-deb -x "$deb" "$control/root"
 "$control/root/usr/bin/supd" --check -c "$control/root/etc/sup/ecosystem.toml" >/dev/null \
     || fail "the packaged supd rejects the packaged config"
+# lintian: no error or warning (the infos kept are explained in debian/lintian-overrides).
+if command -v lintian >/dev/null 2>&1; then
+    lintian --fail-on error,warning "$deb" >&2 || fail "lintian reports errors or warnings"
+else
+    echo "check-deb: lintian is not installed; the package was not linted" >&2
+fi
 # The function layout of packaging/supd.order still matches the built supd (a warning).
 packaging/order-symbols.sh --check target/release/supd >&2
 echo "$deb"
