@@ -176,6 +176,7 @@ fn the_container_and_kubernetes_files_use_supd_as_documented() {
         "path: /readyz",
         "containerPort: 9615",
         "prometheus.io/port: \"9615\"",
+        "imagePullPolicy: IfNotPresent",
     ] {
         assert!(manifest.contains(needed), "sup.yaml lacks `{needed}`");
     }

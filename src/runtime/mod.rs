@@ -441,8 +441,12 @@ impl Runtime {
                 self.tell_ready();
             }
         }
+        // glibc's allocator keeps freed start-up memory; musl's returns it by itself.
+        #[cfg(target_env = "gnu")]
         // SAFETY: malloc_trim only returns free heap pages to the OS.
-        unsafe { libc::malloc_trim(0) };
+        unsafe {
+            libc::malloc_trim(0)
+        };
         self.report_startup();
         let mut watchdog = watchdog_interval().map(tokio::time::interval);
         while self.exit.is_none() {
