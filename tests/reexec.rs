@@ -243,12 +243,17 @@ fn a_supd_killed_outright_leaves_nothing_for_the_next_one() {
         &["fork-tree", "2"],
         "kill_timeout = \"500ms\"",
     ));
-    let mut d = sb.start(&config);
+    // No request reaches this supd before it is killed: the state file is written at
+    // start, not on the loop's first event.
+    let mut d = sb.spawn_supd(&["-c", config.to_str().expect("utf-8")]);
     let members = wait_until(Duration::from_secs(10), "5 tree members", || {
         let pids = sb.pids("tree", "tree-member");
         (pids.len() == 5).then_some(pids)
     });
-    assert!(sb.dir.join("s.state").exists(), "the state file");
+    wait_until(Duration::from_secs(10), "the state file", || {
+        let text = std::fs::read_to_string(sb.dir.join("s.state")).ok()?;
+        text.contains("tree:0").then_some(())
+    });
     d.signal(nix::sys::signal::Signal::SIGKILL);
     d.wait_exit(Duration::from_secs(5));
     // The leader dies with supd; its children live on, orphans.

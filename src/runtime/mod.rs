@@ -245,6 +245,8 @@ struct Runtime {
     group_starts: HashMap<i32, u64>,
     /// What the service manager was told of the start.
     startup: Progress,
+    /// The control socket is open to everyone (for `readers`), see `socket_mode`.
+    socket_open: bool,
 }
 
 /// What a new or an adopted runtime is built from.
@@ -402,6 +404,7 @@ impl Runtime {
             groups_changed: true,
             group_starts: HashMap::new(),
             startup: Progress::Nothing,
+            socket_open: false,
         }
     }
 
@@ -448,6 +451,10 @@ impl Runtime {
             libc::malloc_trim(0)
         };
         self.report_startup();
+        // Named from the start: a supd killed before anything else happens leaves the
+        // groups of its first instances to clear.
+        self.write_state_file();
+        self.socket_mode();
         let mut watchdog = watchdog_interval().map(tokio::time::interval);
         while self.exit.is_none() {
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
@@ -501,6 +508,9 @@ impl Runtime {
             }
             if self.groups_changed {
                 self.write_state_file();
+            }
+            if self.socket_open == self.state.info.supervisor.readers.is_empty() {
+                self.socket_mode();
             }
             if self.startup != Progress::Told {
                 self.report_startup();
@@ -644,6 +654,20 @@ impl Runtime {
             self.state.info.pid,
             self.state.apps.len()
         ));
+    }
+
+    /// The control socket's mode: 0660 (root:sup for a system supd), or 0666 while
+    /// `readers` names groups, whose members must reach it to be let in; who may do what
+    /// is checked per client either way ([`Runtime::admit`]).
+    fn socket_mode(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let open = !self.state.info.supervisor.readers.is_empty();
+        let mode = if open { 0o666 } else { 0o660 };
+        let perms = std::fs::Permissions::from_mode(mode);
+        if let Err(e) = std::fs::set_permissions(&self.socket, perms) {
+            tracing::warn!("cannot set the mode of {}: {e}", self.socket.display());
+        }
+        self.socket_open = open;
     }
 
     /// Tell supd's own service manager, if it runs under one that listens.
