@@ -346,7 +346,7 @@ check_group_access() {
         || no "supctl status as bob (not in group sup) exited $rc, not refused with permission denied: $out"
 }
 
-# README (Packaging): "[supervisor] readers lets more groups read".
+# README (Install on Debian): "[supervisor] readers lets more groups read".
 check_readers_access() {
     need_active
     local out rc
