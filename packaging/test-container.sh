@@ -107,44 +107,8 @@ if [ ${#missing[@]} -gt 0 ]; then
         || give_up FAIL "apt-get install ${missing[*]} failed (see $log)"
 fi
 
-# The Debian mirror this machine already uses (one-line or deb822 sources).
-mirror() {
-    python3 - /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources <<'EOF' 2>/dev/null
-import sys, re
-for path in sys.argv[1:]:
-    try:
-        text = open(path).read()
-    except OSError:
-        continue
-    if path.endswith(".sources"):
-        for stanza in re.split(r"\n\s*\n", text):
-            f = {}
-            for line in stanza.splitlines():
-                m = re.match(r"^([A-Za-z-]+):\s*(.*)$", line)
-                if m:
-                    f[m.group(1).lower()] = m.group(2).split()
-            if "deb" in f.get("types", []) and "bookworm" in f.get("suites", []) \
-                    and f.get("enabled", ["yes"])[0] != "no" and f.get("uris"):
-                print(f["uris"][0]); sys.exit()
-    else:
-        for line in text.splitlines():
-            w = re.sub(r"\[[^]]*\]", " ", line.split("#")[0]).split()
-            if len(w) >= 3 and w[0] == "deb" and w[2] == "bookworm":
-                print(w[1]); sys.exit()
-EOF
-}
-
-# An interrupted debootstrap leaves /proc (and more) mounted in its target: unmount
-# before rm -rf, which must never reach the host through them.
-remove_tree() {
-    local dir mnt
-    [ -e "$1" ] || return 0
-    dir=$(realpath -m "$1")
-    awk '{print $2}' /proc/self/mounts | grep -E "^$dir(/|$)" | sort -r | while read -r mnt; do
-        umount -l "$mnt"
-    done
-    rm -rf --one-file-system "$dir"
-}
+# debian_mirror, remove_tree.
+. packaging/rootfs-lib.sh
 
 # What docker's bookworm-slim leaves out too: apt's downloads and lists, docs, man pages,
 # translations.
@@ -176,7 +140,7 @@ trap 'say "FAIL interrupted: by a signal"; exit 130' INT TERM HUP
 # --- base rootfs tarballs (cached) --------------------------------------------------
 if [ ! -f "$base_tar" ]; then
     remove_tree "$root"
-    m=$(mirror); m=${m:-http://deb.debian.org/debian}
+    m=$(debian_mirror); m=${m:-http://deb.debian.org/debian}
     echo "debootstrap from $m"
     note "building the bookworm base with debootstrap from $m (1-2 min, cached after)"
     t=$(now_ms)

@@ -45,42 +45,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-# The Debian mirror this machine already uses (one-line or deb822 sources), for debootstrap.
-mirror() {
-    python3 - /etc/apt/sources.list /etc/apt/sources.list.d/* <<'EOF' 2>/dev/null
-import sys, re
-for path in sys.argv[1:]:
-    try:
-        text = open(path).read()
-    except OSError:
-        continue
-    if path.endswith(".sources"):
-        for stanza in re.split(r"\n\s*\n", text):
-            f = {}
-            for line in stanza.splitlines():
-                m = re.match(r"^([A-Za-z-]+):\s*(.*)$", line)
-                if m and not line.startswith("#"):
-                    f[m.group(1).lower()] = m.group(2).split()
-            if "deb" in f.get("types", []) and "bookworm" in f.get("suites", []) \
-                    and f.get("enabled", ["yes"])[0] != "no" and f.get("uris"):
-                print(f["uris"][0]); sys.exit()
-    else:
-        for line in text.splitlines():
-            w = re.sub(r"\[[^]]*\]", " ", line.split("#")[0]).split()
-            if len(w) >= 3 and w[0] == "deb" and w[2] == "bookworm":
-                print(w[1]); sys.exit()
-EOF
-}
-
-# Mounts left under DIR (by an interrupted debootstrap) would make rm -rf reach the host.
-unmount_under() {
-    local dir mnt
-    dir=$(realpath -m "$1")
-    awk '{print $2}' /proc/self/mounts | grep -E "^$dir(/|$)" | sort -r | while read -r mnt; do
-        umount -l "$mnt"
-    done
-}
-remove_tree() { [ -e "$1" ] || return 0; unmount_under "$1"; rm -rf --one-file-system "$1"; }
+# debian_mirror, remove_tree.
+. packaging/rootfs-lib.sh
 
 nspawn_pid=
 ct_pid=
@@ -138,7 +104,7 @@ say "deb  $(basename "$deb_old"): $(( $(stat -c %s "$deb_old") / 1024 )) KiB"
 # --- the container ------------------------------------------------------------------
 if [ ! -f "$tarball" ]; then
     remove_tree "$cache/bootstrap"
-    m=$(mirror); m=${m:-http://deb.debian.org/debian}
+    m=$(debian_mirror); m=${m:-http://deb.debian.org/debian}
     echo "debootstrap from $m"
     t=$(now_ms)
     if ! debootstrap --variant=minbase --include="$include" bookworm "$cache/bootstrap" "$m"; then
