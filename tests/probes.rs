@@ -309,14 +309,21 @@ fn a_taken_http_port_stops_supd_before_anything_starts() {
     assert!(!err.contains("started (pid"), "nothing may start: {err}");
 }
 
-#[test]
-fn supd_tells_its_own_service_manager_ready_and_stopping() {
-    let sb = Sandbox::new();
+/// A stand-in for systemd's notify socket: a datagram socket in the sandbox (reads time
+/// out after 10 s) and its path, for supd's `NOTIFY_SOCKET`.
+fn service_manager(sb: &Sandbox) -> (std::os::unix::net::UnixDatagram, std::path::PathBuf) {
     let path = sb.dir.join("manager.sock");
     let manager = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
     manager
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
+    (manager, path)
+}
+
+#[test]
+fn supd_tells_its_own_service_manager_ready_and_stopping() {
+    let sb = Sandbox::new();
+    let (manager, path) = service_manager(&sb);
     let config = sb.config(&kit_app("a", &["sleep"], ""));
     let mut d = sb.spawn_supd_env(
         &["-c", config.to_str().expect("utf-8 path")],
@@ -339,11 +346,7 @@ fn supd_tells_its_own_service_manager_ready_and_stopping() {
 #[test]
 fn supd_is_ready_for_its_manager_once_its_apps_are_and_pings_its_watchdog() {
     let sb = Sandbox::new();
-    let path = sb.dir.join("manager.sock");
-    let manager = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
-    manager
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    let (manager, path) = service_manager(&sb);
     let next = || {
         let mut buf = [0u8; 512];
         let n = manager.recv(&mut buf).expect("a message from supd");

@@ -108,6 +108,7 @@ impl Runtime {
                 message: format!("cannot open the new log files: {e}; nothing changed"),
             })?;
         self.listeners = listeners;
+        self.set_access(&plan.config.supervisor.readers);
         for path in gone {
             let _ = std::fs::remove_file(path);
         }

@@ -245,8 +245,8 @@ struct Runtime {
     group_starts: HashMap<i32, u64>,
     /// What the service manager was told of the start.
     startup: Progress,
-    /// The control socket is open to everyone (for `readers`), see `socket_mode`.
-    socket_open: bool,
+    /// Who may use the control socket (see `set_access`).
+    access: crate::control::access::Policy,
 }
 
 /// What a new or an adopted runtime is built from.
@@ -404,7 +404,7 @@ impl Runtime {
             groups_changed: true,
             group_starts: HashMap::new(),
             startup: Progress::Nothing,
-            socket_open: false,
+            access: crate::control::access::Policy::default(),
         }
     }
 
@@ -454,7 +454,8 @@ impl Runtime {
         // Named from the start: a supd killed before anything else happens leaves the
         // groups of its first instances to clear.
         self.write_state_file();
-        self.socket_mode();
+        let readers = self.state.info.supervisor.readers.clone();
+        self.set_access(&readers);
         let mut watchdog = watchdog_interval().map(tokio::time::interval);
         while self.exit.is_none() {
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
@@ -509,9 +510,6 @@ impl Runtime {
             if self.groups_changed {
                 self.write_state_file();
             }
-            if self.socket_open == self.state.info.supervisor.readers.is_empty() {
-                self.socket_mode();
-            }
             if self.startup != Progress::Told {
                 self.report_startup();
             }
@@ -531,17 +529,10 @@ impl Runtime {
 
     /// The request, if its client may ask it; else it is refused here.
     fn admit(&self, request: ControlRequest) -> Option<ControlRequest> {
-        use crate::control::access::Policy;
         let Some(peer) = &request.peer else {
             return Some(request);
         };
-        // Root and supd's own user, the common case, need no group lookup.
-        let owner = nix::unistd::geteuid().as_raw();
-        if peer.uid == 0 || peer.uid == owner {
-            return Some(request);
-        }
-        let policy = Policy::resolve(&self.state.info.supervisor.readers);
-        match policy.check(peer, &request.cmd) {
+        match self.access.check(peer, &request.cmd) {
             Ok(()) => Some(request),
             Err(message) => {
                 tracing::warn!("control socket: {message} (pid {})", peer.pid);
@@ -656,18 +647,18 @@ impl Runtime {
         ));
     }
 
-    /// The control socket's mode: 0660 (root:sup for a system supd), or 0666 while
-    /// `readers` names groups, whose members must reach it to be let in; who may do what
-    /// is checked per client either way ([`Runtime::admit`]).
-    fn socket_mode(&mut self) {
+    /// Who may use the control socket, for `readers` (at start and on each apply, so
+    /// no request costs a group lookup), and the socket's mode: 0660 (root:sup for a
+    /// system supd), or 0666 while `readers` names groups, whose members must reach it to
+    /// be let in; who may do what is checked per client either way ([`Runtime::admit`]).
+    pub(super) fn set_access(&mut self, readers: &[String]) {
         use std::os::unix::fs::PermissionsExt;
-        let open = !self.state.info.supervisor.readers.is_empty();
-        let mode = if open { 0o666 } else { 0o660 };
+        self.access = crate::control::access::Policy::resolve(readers);
+        let mode = if readers.is_empty() { 0o660 } else { 0o666 };
         let perms = std::fs::Permissions::from_mode(mode);
         if let Err(e) = std::fs::set_permissions(&self.socket, perms) {
             tracing::warn!("cannot set the mode of {}: {e}", self.socket.display());
         }
-        self.socket_open = open;
     }
 
     /// Tell supd's own service manager, if it runs under one that listens.
