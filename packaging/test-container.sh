@@ -2,8 +2,8 @@
 # Build the container image of packaging/Dockerfile with podman and prove what it
 # promises: supd is PID 1 as a non-root user, the HEALTHCHECK tells a ready stack from
 # one that never gets ready, supctl works through `podman exec`, orphans are reaped,
-# `podman stop` (its default 10 s) ends in a clean exit 0, and the app logs reach
-# `podman logs`.
+# `podman stop` (its default 10 s) ends in a clean exit 0, the app logs reach
+# `podman logs`, and the Kubernetes example (packaging/k8s) runs under `podman kube play`.
 #
 #   packaging/test-container.sh     # as root; prints one ok/FAIL/skip line per check
 #
@@ -61,6 +61,7 @@ checks=(
     "podman stop exits 0 within its 10 s"
     "app logs on podman logs"
     "non-root: supd and its apps"
+    "Kubernetes example: podman kube play"
 )
 done_checks=0
 # give_up STATUS REASON: report the checks not run yet as STATUS (FAIL or skip), stop.
@@ -101,6 +102,8 @@ missing=()
 command -v podman >/dev/null || missing+=(podman)
 command -v runc >/dev/null || missing+=(runc)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+# kube play's pod infra container is a pause image podman builds from catatonit.
+[ -x /usr/libexec/podman/catatonit ] || command -v catatonit >/dev/null || missing+=(catatonit)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}"
     { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; } \
@@ -123,6 +126,12 @@ cleanup() {
     local c
     remove_tree "$root"
     command -v podman >/dev/null || return 0
+    if [ -f "$work/kube/sup.yaml" ]; then
+        echo "== podman kube down"
+        podman logs "$ct_prefix-kube-pod-0-supd"
+        CONTAINERS_CONF=$work/kube/containers.conf podman kube down "$work/kube/sup.yaml"
+        podman volume rm -f "$ct_prefix-ecosystem"
+    fi
     for c in $(podman ps -a --format '{{.Names}}' | grep "^$ct_prefix-"); do
         echo "== podman logs $c"
         podman logs "$c"
@@ -454,6 +463,40 @@ non_root() {
     [ -z "$uids" ] || no "processes as root: $uids"
 }
 check non_root
+
+# packaging/k8s as `kubectl apply` would run it, but with podman: its ConfigMap, the
+# image's user by number, a read-only root with emptyDirs, no capabilities, /readyz.
+kube_example() {
+    local k=$work/kube c=kube-pod-0-supd out
+    mkdir -p "$k"
+    {
+        printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s-ecosystem\ndata:\n  ecosystem.toml: |\n' "$ct_prefix"
+        sed 's/^/    /' packaging/k8s/ecosystem.toml
+    } >"$k/configmap.yaml"
+    # This run's names and image; one replica and no ports: kube play publishes each
+    # containerPort on the host.
+    sed -e "s|^  name: sup-example\$|  name: $ct_prefix-kube|" -e "s|image: sup:latest|image: $stack_image|" \
+        -e "s|name: sup-ecosystem\$|name: $ct_prefix-ecosystem|" -e 's|replicas: 2|replicas: 1|' \
+        packaging/k8s/sup.yaml | awk '/^          ports:$/ { skip = 1; next } skip && /^            / { next } { skip = 0; print }' \
+        >"$k/sup.yaml"
+    grep -q "image: $stack_image" "$k/sup.yaml" && grep -q "name: $ct_prefix-kube" "$k/sup.yaml" \
+        || no "packaging/k8s/sup.yaml no longer has the image and name this check rewrites"
+    # kube play takes no --ulimit nor --runtime: a containers.conf gives them.
+    printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=32768:32768"]\n[engine]\nruntime = "runc"\n' \
+        "$hard_nofile" "$hard_nofile" >"$k/containers.conf"
+    out=$(CONTAINERS_CONF=$k/containers.conf podman kube play --configmap "$k/configmap.yaml" "$k/sup.yaml" 2>&1) \
+        || no "podman kube play failed: $(grep -v '^time=' <<<"$out" | tail -1)"
+    up "$c"
+    wait_for 20 all_online "$c" || no "web is not online: $(status_rows "$c" | tr '\n' ' ')"
+    out=$(podman exec "$ct_prefix-$c" grep -E '^(Uid|CapEff):' /proc/1/status | tr -s '\t\n' '  ')
+    [[ $out == "Uid: 10001 10001 10001 10001 CapEff: 0000000000000000 " ]] || no "supd's /proc/1/status: $out"
+    podman exec "$ct_prefix-$c" sh -c ': >/probe' 2>/dev/null && no "the root file system is writable"
+    out=$(podman exec "$ct_prefix-$c" python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:9615/readyz").status)' 2>&1)
+    [ "$out" = 200 ] || no "/readyz answered: $out"
+    out=$(podman exec "$ct_prefix-$c" supctl status 2>&1) || no "supctl status failed: $out"
+    grep -q '^web .* online ' <<<"$out" || no "supctl status: $(tr '\n' ' ' <<<"$out")"
+}
+check kube_example
 
 echo "== $(( ($(now_ms) - started) / 1000 )) s in all"
 exit $failed

@@ -2,7 +2,7 @@
 # Prove the Debian package under a real systemd: boot a Debian bookworm container
 # (systemd-nspawn), install the .deb built by packaging/check-deb.sh, and use supd.service
 # as an operator would: install, supctl as root and as group sup, reload, stop, a killed
-# supd, an in-place upgrade, remove and purge.
+# supd, the watchdog, an in-place upgrade, remove and purge.
 #
 #   packaging/test-systemd.sh       # as root; prints one ok/FAIL/skip line per check
 #
@@ -91,9 +91,9 @@ v_old=$(dpkg-deb -f "$deb_old" Version)
 # Same binaries, a higher package version: the upgrade re-executes the new file in place.
 v_new=$v_old+upgrade1
 mkdir -p "$cache/new"
-if ! deb_new=$(cargo deb --no-build --deb-version "$v_new" -o "$cache/new" | tail -1) \
+if ! deb_new=$(packaging/cargo-deb.sh --no-build --deb-version "$v_new" -o "$cache/new" | tail -1) \
         || [ ! -f "$deb_new" ] || ! dpkg --compare-versions "$v_new" gt "$v_old"; then
-    say "FAIL package: cargo deb --deb-version $v_new built no higher-version package (see $log)"
+    say "FAIL package: packaging/cargo-deb.sh --deb-version $v_new built no higher-version package (see $log)"
     exit 1
 fi
 mv "$deb_new" "$cache/" && rmdir "$cache/new"
@@ -381,7 +381,7 @@ restarted() { # OLD_MAINPID OLD_NRESTARTS
 }
 check_kill() {
     need_active
-    local main nrestarts before after old pid
+    local main nrestarts before after
     main=$(prop MainPID); nrestarts=$(prop NRestarts)
     before=$(app_procs)
     local cursor; cursor=$(journal_cursor)
@@ -396,15 +396,64 @@ check_kill() {
     [ "$(prop NRestarts)" = $((nrestarts + 1)) ] || no "NRestarts went from $nrestarts to $(prop NRestarts), not +1"
     wait_for 15 all_ready 5 || no "not every app is ready after the restart: $(instances | tr '\n' ';')"
     after=$(app_procs)
-    for old in $(awk '{print $1}' <<<"$before"); do
-        pid=$(awk -v p="$old" '$1 == p' <<<"$after")
-        [ -z "$pid" ] || no "a process of the killed supd's apps survived: $pid"
-    done
-    # What runs now all belongs to the new supd: nothing reparented to the container's init.
-    awk '$2 == 1' <<<"$after" | grep -q . && no "orphans of the apps under init: $(awk '$2 == 1' <<<"$after" | tr '\n' ';')"
-    [ "$(grep -c ' tree ' <<<"$after")" = 2 ] || no "tree has $(grep -c ' tree ' <<<"$after") processes, not 2: [$after]"
+    none_survived "$before" "$after"
     echo "after kill -9: $after" >&2
     echo "systemd's part in it: $(leftover_notes "$cursor" | tr '\n' ';')" >&2
+}
+
+# none_survived BEFORE AFTER (app_procs of a dead supd, and of its successor): no process
+# of the old apps is left, nothing is reparented to init, and tree has both its processes.
+none_survived() {
+    local old pid
+    for old in $(awk '{print $1}' <<<"$1"); do
+        pid=$(awk -v p="$old" '$1 == p' <<<"$2")
+        [ -z "$pid" ] || no "a process of the dead supd's apps survived: $pid"
+    done
+    awk '$2 == 1' <<<"$2" | grep -q . && no "orphans of the apps under init: $(awk '$2 == 1' <<<"$2" | tr '\n' ';')"
+    [ "$(grep -c ' tree ' <<<"$2")" = 2 ] || no "tree has $(grep -c ' tree ' <<<"$2") processes, not 2: [$2]"
+}
+
+# README: with WatchdogSec= set (a drop-in), supd pings from its event loop, so a live
+# supd is never killed and a hung one is. The drop-in stays for the upgrade that follows.
+watchdog_after() { # STAMP: systemd received a WATCHDOG=1 later than STAMP (monotonic us)
+    local s; s=$(prop WatchdogTimestampMonotonic)
+    [ -n "$s" ] && [ "$s" -gt "$1" ]
+}
+check_watchdog() {
+    need_active
+    local dropin=/etc/systemd/system/supd.service.d
+    mkdir -p "$root$dropin"
+    # TimeoutAbortSec: how long the WatchdogSignal (SIGABRT) may take before SIGKILL.
+    printf '[Service]\nWatchdogSec=2s\nTimeoutAbortSec=2s\n' >"$root$dropin/watchdog.conf"
+    ct systemctl daemon-reload || no "systemctl daemon-reload failed"
+    # WATCHDOG_USEC reaches supd only with a new start (and systemd shows it from then).
+    ct timeout 60 systemctl restart supd >&2 || no "systemctl restart supd exited $?"
+    [ "$(prop WatchdogUSec)" = 2s ] || no "the drop-in did not set WatchdogSec: WatchdogUSec=$(prop WatchdogUSec)"
+    all_ready 5 || no "not every app is ready after the restart: $(instances | tr '\n' ';')"
+    local main nrestarts first stamp
+    main=$(prop MainPID); nrestarts=$(prop NRestarts)
+    first=$(prop WatchdogTimestampMonotonic)
+    # Pings keep coming (every 1 s) for longer than two whole WatchdogSec.
+    stamp=$first
+    while [ $((stamp - first)) -lt 4500000 ]; do
+        wait_for 3 watchdog_after "$stamp" || no "no WATCHDOG=1 within 3 s after monotonic $stamp us (WatchdogSec=2s)"
+        stamp=$(prop WatchdogTimestampMonotonic)
+    done
+    [ "$(prop MainPID)" = "$main" ] && [ "$(prop NRestarts)" = "$nrestarts" ] \
+        || no "supd was restarted while it pinged: MainPID $main -> $(prop MainPID), NRestarts $nrestarts -> $(prop NRestarts)"
+    # A supd that no longer runs its loop stops pinging: systemd kills and restarts it.
+    local before after cursor
+    before=$(app_procs); cursor=$(journal_cursor)
+    ct kill -STOP "$main" || no "kill -STOP $main failed"
+    wait_for 30 restarted "$main" "$nrestarts" \
+        || no "systemd did not restart a stopped supd: MainPID=$(prop MainPID) NRestarts=$(prop NRestarts) $(prop ActiveState)/$(prop SubState)"
+    ct journalctl --sync
+    ct journalctl -q -o cat -u supd --after-cursor="$cursor" --no-pager | grep -qi 'watchdog timeout' \
+        || no "the journal does not say the watchdog timed out"
+    wait_for 15 all_ready 5 || no "not every app is ready after the watchdog restart: $(instances | tr '\n' ';')"
+    after=$(app_procs)
+    none_survived "$before" "$after"
+    echo "after the watchdog restart: $after" >&2
 }
 
 check_upgrade() {
@@ -466,6 +515,7 @@ run_check reload-refuses-bad-file check_reload_bad
 run_check reload check_reload
 run_check stop check_stop
 run_check kill-restart check_kill
+run_check watchdog check_watchdog
 run_check upgrade check_upgrade
 run_check remove check_remove
 run_check purge check_purge
