@@ -22,6 +22,11 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// "1 app", "3 apps": a count and its word, plural with an s.
+pub fn count(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
 /// "exited with code 1".
 pub fn exited(code: i32) -> String {
     format!("exited with code {code}")
@@ -32,5 +37,17 @@ pub fn killed(signal: i32) -> String {
     match crate::config::units::signal_name(signal) {
         Some(name) => format!("killed by {name}"),
         None => format!("killed by signal {signal}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_is_plural_except_for_one() {
+        assert_eq!(count(0, "app"), "0 apps");
+        assert_eq!(count(1, "app"), "1 app");
+        assert_eq!(count(3, "error"), "3 errors");
     }
 }

@@ -135,7 +135,7 @@ fn main() -> ExitCode {
             eprintln!("{errors}");
             eprintln!(
                 "supd: {} in {}; nothing started",
-                plural(errors.0.len(), "error"),
+                sup::human::count(errors.0.len(), "error"),
                 path.display()
             );
             return ExitCode::from(EXIT_CONFIG);
@@ -171,14 +171,6 @@ fn main() -> ExitCode {
     }
     let code = sup::runtime::run(config, args.profile.clone(), listener, socket, rescue);
     ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FATAL))
-}
-
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
 }
 
 /// supd's own diagnostics go to stderr, filtered by `RUST_LOG` (default `info`), through

@@ -282,7 +282,7 @@ pub fn plan(plan: &Plan, reply: PlanReply) -> String {
         if app.outdated > 0 {
             out.push_str(&format!(
                 "    {} still run older settings (not replaced yet)\n",
-                count(app.outdated, "instance")
+                crate::human::count(app.outdated as usize, "instance")
             ));
         }
     }
@@ -306,10 +306,6 @@ pub fn plan(plan: &Plan, reply: PlanReply) -> String {
         }
     }
     out
-}
-
-fn count(n: u32, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// One log record from the wire (`{"ts","app","instance","pid","stream","msg"}`) as the

@@ -106,7 +106,7 @@ impl Plan {
         let of = |kind: fn(&Step) -> bool| self.apps.iter().filter(move |a| kind(&a.step));
         for app in of(|s| matches!(s, Step::Add { .. })) {
             if let Step::Add { instances } = app.step {
-                steps.push(format!("start {} ({})", app.name, plural(instances)));
+                steps.push(format!("start {} ({})", app.name, n_instances(instances)));
             }
         }
         for app in of(|s| matches!(s, Step::Update { .. })) {
@@ -132,7 +132,7 @@ impl Plan {
             if roll > 0 {
                 steps.push(format!(
                     "replace {} of {} rolling (reason apply)",
-                    plural(roll),
+                    n_instances(roll),
                     app.name
                 ));
             }
@@ -141,7 +141,11 @@ impl Plan {
             steps.push(match app.step {
                 Step::Remove { instances: 0 } => format!("remove {} (not running)", app.name),
                 Step::Remove { instances } => {
-                    format!("stop {} ({}) and remove it", app.name, plural(instances))
+                    format!(
+                        "stop {} ({}) and remove it",
+                        app.name,
+                        n_instances(instances)
+                    )
                 }
                 _ => continue,
             });
@@ -150,8 +154,8 @@ impl Plan {
     }
 }
 
-fn plural(n: u32) -> String {
-    format!("{n} instance{}", if n == 1 { "" } else { "s" })
+fn n_instances(n: u32) -> String {
+    crate::human::count(n as usize, "instance")
 }
 
 /// The running config as the state holds it, with each app's current count.

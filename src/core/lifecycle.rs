@@ -304,7 +304,7 @@ impl Cx<'_> {
             AfterStop::Stop => {
                 self.inst(slot).phase = Phase::Stopped;
                 let uptime = human::duration(self.now.saturating_sub(since));
-                self.log(Level::Info, format!("{label} stopped after {uptime}"));
+                self.log(Level::Info, format!("{label} stopped (it ran {uptime})"));
             }
             _ if shutting_down => self.inst(slot).phase = Phase::Stopped,
             AfterStop::Restart(reason) => {

@@ -343,7 +343,7 @@ impl Cx<'_> {
                 self.log(
                     Level::Info,
                     format!(
-                        "{label}: the old process (pid {}) stopped after {ran}",
+                        "{label}: the old process (pid {}) stopped (it ran {ran})",
                         old.pid
                     ),
                 );

@@ -74,7 +74,7 @@ impl Runtime {
                     kind: ErrorKind::BadConfig,
                     message: format!(
                         "{errors}\n{} in {}{unchanged}",
-                        count(errors.len(), "error"),
+                        crate::human::count(errors.len(), "error"),
                         path.display()
                     ),
                 }
@@ -128,8 +128,4 @@ impl Runtime {
         }
         Ok(plan)
     }
-}
-
-fn count(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
