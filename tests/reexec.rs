@@ -384,3 +384,43 @@ fn a_handover_the_new_binary_cannot_read_keeps_every_process() {
         assert!(gone(pid as i32), "{app}:{index} pid {pid} is left");
     }
 }
+
+/// Reexecs asked while another is under way wait their turn: each is carried out and
+/// answered, none is refused.
+#[test]
+fn reexecs_asked_at_once_are_each_carried_out() {
+    let sb = Sandbox::new();
+    let config = sb.config(&kit_app("idle", &["sleep"], ""));
+    let d = sb.start(&config);
+    d.wait_instance("idle", 0, "online", |r| r["state"] == "online");
+    let pid = d.instance("idle", 0)["pid"].clone();
+    let asks = 6;
+    let outs: Vec<_> = std::thread::scope(|s| {
+        let d = &d;
+        let handles: Vec<_> = (0..asks)
+            .map(|_| s.spawn(move || d.supctl(&["--json", "reexec"])))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("join"))
+            .collect()
+    });
+    for out in &outs {
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v["pid"].as_i64(), Some(d.pid() as i64), "{v}");
+    }
+    // supd's log is written by a thread of its own: it may lag the answers.
+    let took_over = || d.stderr_text().matches("took over from supd").count();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while took_over() < asks && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10)); // polling, with a deadline
+    }
+    assert_eq!(took_over(), asks, "{}", d.stderr_text());
+    assert_eq!(d.instance("idle", 0)["pid"], pid);
+}

@@ -2,11 +2,13 @@
 //! request lines and forwarding each request to the runtime, which answers through a
 //! oneshot channel. Knows nothing of the supervisor state.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::os::unix::net::UnixListener as StdListener;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use nix::sys::stat::{umask, Mode};
@@ -49,6 +51,53 @@ pub type Outcome = Result<proto::Data, ErrorBody>;
 
 /// Non-terminal replies that may wait for a slow client before the sender waits too.
 const STREAM_QUEUE: usize = 64;
+
+/// What an open control connection is doing. A re-exec carries every open connection
+/// over, and first lets those with an answer in hand write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    /// Reading its next request, or waiting for one.
+    Idle,
+    /// Its request is with the runtime, which answers through the oneshot.
+    Waiting,
+    /// Writing a reply.
+    Writing,
+}
+
+/// Every open control connection, by fd.
+static OPEN: Mutex<BTreeMap<RawFd, ConnState>> = Mutex::new(BTreeMap::new());
+
+/// The open control connections and what each is doing.
+pub fn connections() -> Vec<(RawFd, ConnState)> {
+    let open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
+    open.iter().map(|(&fd, &state)| (fd, state)).collect()
+}
+
+/// A connection's entry in [`OPEN`], for as long as its task holds the stream.
+struct Registered(RawFd);
+
+impl Registered {
+    fn new(fd: RawFd, state: ConnState) -> Registered {
+        OPEN.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(fd, state);
+        Registered(fd)
+    }
+
+    fn set(&self, state: ConnState) {
+        OPEN.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(self.0, state);
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        OPEN.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.0);
+    }
+}
 
 /// Why the socket could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +189,8 @@ pub fn serve(listener: StdListener, requests: mpsc::Sender<ControlRequest>) -> i
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    tokio::spawn(connection(stream, requests.clone()));
+                    let registered = Registered::new(stream.as_raw_fd(), ConnState::Idle);
+                    tokio::spawn(connection(stream, requests.clone(), registered));
                 }
                 Err(e) => {
                     // EMFILE and the like: keep serving the connections we have, and
@@ -164,6 +214,11 @@ pub fn adopt(
     let stream = std::os::unix::net::UnixStream::from(conn);
     stream.set_nonblocking(true)?;
     let mut stream = UnixStream::from_std(stream)?;
+    let state = match answer {
+        Some(_) => ConnState::Waiting,
+        None => ConnState::Idle,
+    };
+    let registered = Registered::new(stream.as_raw_fd(), state);
     tokio::spawn(async move {
         if let Some((id, rx)) = answer {
             let reply = match rx.await {
@@ -171,6 +226,7 @@ pub fn adopt(
                 Ok(Err(error)) => Reply::error(id, error.kind, error.message),
                 Err(_) => Reply::error(id, ErrorKind::ShuttingDown, "supd is shutting down"),
             };
+            registered.set(ConnState::Writing);
             if stream
                 .write_all(&proto::encode_reply(&reply))
                 .await
@@ -179,14 +235,18 @@ pub fn adopt(
                 return;
             }
         }
-        connection(stream, requests).await;
+        connection(stream, requests, registered).await;
     });
     Ok(())
 }
 
 /// One client: requests are answered in order; a bad line gets an error reply and the
 /// connection stays open.
-async fn connection(stream: UnixStream, requests: mpsc::Sender<ControlRequest>) {
+async fn connection(
+    stream: UnixStream,
+    requests: mpsc::Sender<ControlRequest>,
+    registered: Registered,
+) {
     let conn = stream.as_raw_fd();
     // A client the kernel cannot name gets the access of nobody.
     let peer = super::access::peer_of(&stream).unwrap_or(super::access::Peer {
@@ -199,6 +259,7 @@ async fn connection(stream: UnixStream, requests: mpsc::Sender<ControlRequest>) 
     let mut line = Vec::new();
     loop {
         line.clear();
+        registered.set(ConnState::Idle);
         let reply = match read_line(&mut reader, &mut line).await {
             Ok(LineRead::Eof) | Err(_) => return,
             Ok(LineRead::TooLong) => Reply::error(
@@ -214,13 +275,22 @@ async fn connection(stream: UnixStream, requests: mpsc::Sender<ControlRequest>) 
                         wire_id: request.id,
                     };
                     let peer = Some(peer.clone());
-                    match answer(request, at, peer, &requests, &mut reader, &mut write).await {
+                    let asked = answer(
+                        request,
+                        at,
+                        peer,
+                        &requests,
+                        (&mut reader, &mut write),
+                        &registered,
+                    );
+                    match asked.await {
                         Some(reply) => reply,
                         None => return,
                     }
                 }
             },
         };
+        registered.set(ConnState::Writing);
         if write.write_all(&proto::encode_reply(&reply)).await.is_err() {
             return;
         }
@@ -234,8 +304,11 @@ async fn answer(
     origin: Origin,
     peer: Option<super::access::Peer>,
     requests: &mpsc::Sender<ControlRequest>,
-    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
-    write: &mut tokio::net::unix::OwnedWriteHalf,
+    (reader, write): (
+        &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+        &mut tokio::net::unix::OwnedWriteHalf,
+    ),
+    registered: &Registered,
 ) -> Option<Reply> {
     let id = request.id;
     let gone = || Reply::error(id, ErrorKind::ShuttingDown, "supd is shutting down");
@@ -254,6 +327,8 @@ async fn answer(
         origin: Some(origin),
         peer,
     };
+    // Waiting from before the send: once the runtime has the request, it knows of it.
+    registered.set(ConnState::Waiting);
     if requests.send(forwarded).await.is_err() {
         return Some(gone());
     }
@@ -261,11 +336,14 @@ async fn answer(
         tokio::select! {
             biased;
             Some(data) = next_item(&mut items) => {
+                registered.set(ConnState::Writing);
                 if write.write_all(&proto::encode_reply(&Reply::more(id, data))).await.is_err() {
                     return None;
                 }
+                registered.set(ConnState::Waiting);
             }
             outcome = &mut rx => {
+                registered.set(ConnState::Writing);
                 // The sender queued every item before the terminal reply: write them first.
                 while let Some(data) = items.as_mut().and_then(|rx| rx.try_recv().ok()) {
                     if write.write_all(&proto::encode_reply(&Reply::more(id, data))).await.is_err() {

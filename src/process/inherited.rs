@@ -49,6 +49,12 @@ impl Inherited {
             // SAFETY: the fd is open (its link was just read) and, this early in main,
             // owned by nothing else in the process; from here it is owned once.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            // The exec that brought it here cleared close-on-exec: set it again, so a
+            // later exec carries it only if it is handed over by name.
+            let _ = nix::fcntl::fcntl(
+                std::os::fd::AsFd::as_fd(&owned),
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            );
             found.sort(&link, owned);
         }
         found

@@ -134,6 +134,8 @@ pub enum Waits {
     Request(ReqId),
     /// A request read but not handled yet: the new supd handles it.
     Queued(Command),
+    /// Nothing: a connection between requests, served on by the new supd.
+    Idle,
 }
 
 /// Why a document was not read.
@@ -287,6 +289,11 @@ mod tests {
                     wire_id: 7,
                     waits: Waits::Queued(Command::Status { app: None }),
                 },
+                Connection {
+                    fd: 11,
+                    wire_id: 0,
+                    waits: Waits::Idle,
+                },
             ],
         }
     }
@@ -302,7 +309,7 @@ mod tests {
         assert_eq!(back.connections, doc.connections);
         assert_eq!(back.notify, doc.notify);
         assert_eq!(back.now, doc.now);
-        assert_eq!(fds(&back), vec![3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(fds(&back), vec![3, 4, 5, 6, 7, 8, 9, 10, 11]);
         // The running config, parsed types (cron, time zone) included.
         assert_eq!(back.state.apps[0].config, doc.state.apps[0].config);
         assert_eq!(back.state.apps[0].count, 2);

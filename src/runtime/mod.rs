@@ -204,6 +204,9 @@ struct Runtime {
     replies: HashMap<ReqId, Responder>,
     next_req: ReqId,
     requests: mpsc::Receiver<ControlRequest>,
+    /// `reexec` requests that came in while another re-exec (or its hand-over) was under
+    /// way: each is carried out in turn, from the loop.
+    reexecs: VecDeque<ControlRequest>,
     logs: Logs,
     /// Events produced by performing effects (spawn results), handled before anything else.
     feedback: VecDeque<Event>,
@@ -312,9 +315,9 @@ impl Runtime {
             .map_err(|e| format!("cannot serve {}: {e}", socket.display()))?;
         let pid = std::process::id() as i32;
         tracing::info!(
-            "supd {} (pid {pid}) managing {} apps from {}, control socket {}",
+            "supd {} (pid {pid}) managing {} from {}, control socket {}",
             env!("CARGO_PKG_VERSION"),
-            config.apps.len(),
+            crate::human::count(config.apps.len(), "app"),
             config.path.display(),
             socket.display()
         );
@@ -380,6 +383,7 @@ impl Runtime {
             replies: HashMap::new(),
             next_req: 1,
             requests,
+            reexecs: VecDeque::new(),
             logs,
             feedback: VecDeque::new(),
             sampler: sampler::Sampler::new(sampled_tx),
@@ -458,6 +462,10 @@ impl Runtime {
         self.set_access(&readers);
         let mut watchdog = watchdog_interval().map(tokio::time::interval);
         while self.exit.is_none() {
+            if let Some(request) = self.reexecs.pop_front() {
+                self.reexec(Some(request)).await;
+                continue;
+            }
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
             let sleep = async {
                 match next {
@@ -496,13 +504,11 @@ impl Runtime {
                     Inner::Notify { slot, pid, message } => self.notified(slot, pid, message),
                     Inner::ProbeTimeout { pid } => self.probe_timed_out(pid),
                 },
-                Some(request) = self.requests.recv() => match self.admit(request) {
-                    Some(request) if request.cmd == Command::Reexec => {
-                        self.reexec(Some(request)).await;
+                Some(request) = self.requests.recv() => {
+                    if let Some(request) = self.admit(request) {
+                        self.take_request(request);
                     }
-                    Some(request) => self.take_request(request),
-                    None => {}
-                },
+                }
                 _ = sleep => self.fire_timers(),
                 // From the loop itself: a loop that hangs stops the pings.
                 _ = tick(&mut watchdog) => self.tell_manager("WATCHDOG=1"),
@@ -543,9 +549,12 @@ impl Runtime {
         }
     }
 
-    /// A control request: to the core as an order, or (apply, diff) to the config
-    /// reader first.
+    /// A control request: to the core as an order, (apply, diff) to the config reader
+    /// first, or (reexec) to the loop's turn.
     fn take_request(&mut self, request: ControlRequest) {
+        if request.cmd == Command::Reexec {
+            return self.reexecs.push_back(request);
+        }
         let req = self.next_req;
         self.next_req += 1;
         let responder = Responder {
@@ -641,9 +650,9 @@ impl Runtime {
 
     fn tell_ready(&self) {
         self.tell_manager(&format!(
-            "READY=1\nMAINPID={}\nSTATUS=managing {} apps",
+            "READY=1\nMAINPID={}\nSTATUS=managing {}",
             self.state.info.pid,
-            self.state.apps.len()
+            crate::human::count(self.state.apps.len(), "app")
         ));
     }
 

@@ -16,13 +16,13 @@
 //! If the exec itself fails, everything is put back and the caller gets the error. A new
 //! binary that cannot read the document takes the processes over without it (`rescue.rs`).
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::ffi::CString;
 use std::io::{self, Read as _, Write as _};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, SealFlag};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -33,7 +33,7 @@ use super::rescue::Rescue;
 use super::{Proc, Responder, Runtime};
 use crate::config::Config;
 use crate::control::proto::{self, ErrorBody, ErrorKind};
-use crate::control::server::{self, ControlRequest, Origin};
+use crate::control::server::{self, ConnState, ControlRequest, Origin};
 use crate::core::{Phase, Slot, State};
 use crate::logs::{AppLog, Logs, Paused, Stream, StreamMeta};
 
@@ -96,6 +96,10 @@ fn check_exe(exe: &Path) -> Result<(), String> {
     }
     nix::unistd::access(exe, nix::unistd::AccessFlags::X_OK).map_err(|e| fail(&e))
 }
+
+/// How long a re-exec waits for control connections to write the answers they hold
+/// (the log pipes are not read meanwhile).
+const SETTLE: Duration = Duration::from_millis(100);
 
 fn set_cloexec(fd: RawFd, on: bool) {
     // SAFETY: the fd is open and owned by supd for the duration of the call.
@@ -192,6 +196,9 @@ fn read_handover(value: &std::ffi::OsStr) -> Result<Handover, String> {
 
 /// Takes ownership of an fd the document names.
 fn owned(fd: RawFd) -> OwnedFd {
+    // The exec cleared close-on-exec to carry it: set it again, or every later exec
+    // would carry it too, handed over or not (a connection nobody serves stays open).
+    set_cloexec(fd, true);
     // SAFETY: every fd in the document was kept open across the exec for this supd and
     // is named once; nothing else in this process owns it.
     unsafe { OwnedFd::from_raw_fd(fd) }
@@ -234,11 +241,12 @@ impl Runtime {
                 )
             }
         };
-        let mut queued = Vec::new();
-        while let Ok(r) = self.requests.try_recv() {
-            queued.extend(self.admit(r));
-        }
-        let doc = self.document(&paused, &queued, request.as_ref().and_then(|r| r.origin));
+        // Reexecs still waiting their turn go over as queued requests too: the next supd
+        // carries them out.
+        let mut queued: Vec<_> = self.reexecs.drain(..).collect();
+        let requester = request.as_ref().and_then(|r| r.origin);
+        let idle = self.settle(&mut queued, requester).await;
+        let doc = self.document(&paused, &queued, requester, &idle);
         let fds = handover::fds(&doc);
         let error = exec(&self.exe, &doc, &fds);
         // Still here: the exec failed. Everything goes on as before.
@@ -255,12 +263,56 @@ impl Runtime {
         refuse(request, ErrorKind::Failed, message);
     }
 
+    /// Let the control connections that have an answer in hand write it, taking in the
+    /// requests they forward meanwhile (into `queued`), for at most [`SETTLE`]. The idle
+    /// connections then, to be carried over as they are; one still busy is not carried,
+    /// so the exec closes it and its client sees the answer lost.
+    async fn settle(
+        &mut self,
+        queued: &mut Vec<ControlRequest>,
+        requester: Option<Origin>,
+    ) -> Vec<RawFd> {
+        let deadline = Instant::now() + SETTLE;
+        for turn in 0.. {
+            while let Ok(r) = self.requests.try_recv() {
+                queued.extend(self.admit(r));
+            }
+            let known: HashSet<RawFd> = (self.replies.values().filter_map(|r| r.origin))
+                .chain(queued.iter().filter_map(|r| r.origin))
+                .chain(requester)
+                .map(|o| o.conn)
+                .collect();
+            let open = server::connections();
+            let busy = open.iter().any(|&(fd, state)| match state {
+                ConnState::Idle => false,
+                // Its answer is sent, not yet written.
+                ConnState::Waiting => !known.contains(&fd),
+                ConnState::Writing => true,
+            });
+            if !busy || Instant::now() >= deadline {
+                return open
+                    .into_iter()
+                    .filter(|&(fd, state)| state == ConnState::Idle && !known.contains(&fd))
+                    .map(|(fd, _)| fd)
+                    .collect();
+            }
+            // A write to a socket with room needs only a turn; a full one, the reactor.
+            if turn < 16 {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        Vec::new()
+    }
+
     /// Everything the next supd needs.
     fn document(
         &self,
         paused: &[Paused],
         queued: &[ControlRequest],
         requester: Option<Origin>,
+        idle: &[RawFd],
     ) -> Document {
         let now = self.now();
         let mut timers: Vec<_> = self.timers.iter().map(|r| r.0).collect();
@@ -291,6 +343,11 @@ impl Runtime {
                 waits: Waits::Reexec,
             });
         }
+        connections.extend(idle.iter().map(|&fd| Connection {
+            fd,
+            wire_id: 0,
+            waits: Waits::Idle,
+        }));
         Document {
             format: handover::FORMAT.into(),
             version: handover::VERSION,
@@ -416,11 +473,13 @@ impl Runtime {
                 conn: c.fd,
                 wire_id: c.wire_id,
             });
-            if let Err(e) = server::adopt(owned(c.fd), Some((c.wire_id, rx)), tx.clone()) {
-                tracing::warn!("a waiting control connection is lost: {e}");
+            let answer = (c.waits != Waits::Idle).then_some((c.wire_id, rx));
+            if let Err(e) = server::adopt(owned(c.fd), answer, tx.clone()) {
+                tracing::warn!("a control connection is lost: {e}");
                 continue;
             }
             match c.waits {
+                Waits::Idle => {}
                 Waits::Reexec => resumed.reexec = Some(reply),
                 Waits::Request(req) => {
                     replies.insert(
