@@ -415,12 +415,5 @@ fn reexecs_asked_at_once_are_each_carried_out() {
         let v: Value = serde_json::from_slice(&out.stdout).expect("json");
         assert_eq!(v["pid"].as_i64(), Some(d.pid() as i64), "{v}");
     }
-    // supd's log is written by a thread of its own: it may lag the answers.
-    let took_over = || d.stderr_text().matches("took over from supd").count();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while took_over() < asks && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10)); // polling, with a deadline
-    }
-    assert_eq!(took_over(), asks, "{}", d.stderr_text());
     assert_eq!(d.instance("idle", 0)["pid"], pid);
 }

@@ -60,6 +60,8 @@ pub enum ConnState {
     Idle,
     /// Its request is with the runtime, which answers through the oneshot.
     Waiting,
+    /// Following a log (`logs -f`): it has no answer to wait for, and a re-exec ends it.
+    Following,
     /// Writing a reply.
     Writing,
 }
@@ -313,6 +315,10 @@ async fn answer(
     let id = request.id;
     let gone = || Reply::error(id, ErrorKind::ShuttingDown, "supd is shutting down");
     let (tx, mut rx) = oneshot::channel();
+    let waiting = match request.cmd {
+        Command::Logs { follow: true, .. } => ConnState::Following,
+        _ => ConnState::Waiting,
+    };
     let (stream, mut items) = match request.cmd {
         Command::Logs { .. } => {
             let (tx, rx) = mpsc::channel(STREAM_QUEUE);
@@ -328,7 +334,7 @@ async fn answer(
         peer,
     };
     // Waiting from before the send: once the runtime has the request, it knows of it.
-    registered.set(ConnState::Waiting);
+    registered.set(waiting);
     if requests.send(forwarded).await.is_err() {
         return Some(gone());
     }
@@ -340,7 +346,7 @@ async fn answer(
                 if write.write_all(&proto::encode_reply(&Reply::more(id, data))).await.is_err() {
                     return None;
                 }
-                registered.set(ConnState::Waiting);
+                registered.set(waiting);
             }
             outcome = &mut rx => {
                 registered.set(ConnState::Writing);

@@ -266,7 +266,8 @@ impl Runtime {
     /// Let the control connections that have an answer in hand write it, taking in the
     /// requests they forward meanwhile (into `queued`), for at most [`SETTLE`]. The idle
     /// connections then, to be carried over as they are; one still busy is not carried,
-    /// so the exec closes it and its client sees the answer lost.
+    /// so the exec closes it and its client sees the answer lost. A `logs -f` is not
+    /// waited for: the exec ends it (its client sees the stream close).
     async fn settle(
         &mut self,
         queued: &mut Vec<ControlRequest>,
@@ -284,7 +285,7 @@ impl Runtime {
                 .collect();
             let open = server::connections();
             let busy = open.iter().any(|&(fd, state)| match state {
-                ConnState::Idle => false,
+                ConnState::Idle | ConnState::Following => false,
                 // Its answer is sent, not yet written.
                 ConnState::Waiting => !known.contains(&fd),
                 ConnState::Writing => true,
