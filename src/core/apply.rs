@@ -14,6 +14,7 @@ use super::state::{self, AfterStop, Goal, Pending, Phase, Reason, ReqId, Slot, S
 use super::Cx;
 use crate::config::diff::{self, AppDiff, Diff, DiffKind};
 use crate::config::{App as AppConfig, Config};
+use crate::human::count;
 
 /// A plan handed to the core in an [`Order::Apply`]; equal only to itself (orders are
 /// compared in tests, plans are not).
@@ -106,7 +107,11 @@ impl Plan {
         let of = |kind: fn(&Step) -> bool| self.apps.iter().filter(move |a| kind(&a.step));
         for app in of(|s| matches!(s, Step::Add { .. })) {
             if let Step::Add { instances } = app.step {
-                steps.push(format!("start {} ({})", app.name, n_instances(instances)));
+                steps.push(format!(
+                    "start {} ({})",
+                    app.name,
+                    count(instances as usize, "instance")
+                ));
             }
         }
         for app in of(|s| matches!(s, Step::Update { .. })) {
@@ -132,7 +137,7 @@ impl Plan {
             if roll > 0 {
                 steps.push(format!(
                     "replace {} of {} rolling (reason apply)",
-                    n_instances(roll),
+                    count(roll as usize, "instance"),
                     app.name
                 ));
             }
@@ -141,21 +146,14 @@ impl Plan {
             steps.push(match app.step {
                 Step::Remove { instances: 0 } => format!("remove {} (not running)", app.name),
                 Step::Remove { instances } => {
-                    format!(
-                        "stop {} ({}) and remove it",
-                        app.name,
-                        n_instances(instances)
-                    )
+                    let n = count(instances as usize, "instance");
+                    format!("stop {} ({n}) and remove it", app.name)
                 }
                 _ => continue,
             });
         }
         steps
     }
-}
-
-fn n_instances(n: u32) -> String {
-    crate::human::count(n as usize, "instance")
 }
 
 /// The running config as the state holds it, with each app's current count.

@@ -29,6 +29,19 @@ pub struct Inherited {
     pub closed: usize,
 }
 
+/// Whether `fd` closes on exec: cleared for the fds a re-exec carries, set again once
+/// they are taken over (or the exec failed).
+pub fn set_cloexec(fd: RawFd, on: bool) {
+    // SAFETY: the fd is open and owned by supd for the duration of the call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let flags = if on {
+        nix::fcntl::FdFlag::FD_CLOEXEC
+    } else {
+        nix::fcntl::FdFlag::empty()
+    };
+    let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(flags));
+}
+
 impl Inherited {
     /// Every fd above stderr open now. Call it first thing in main: it takes ownership
     /// of each one, so nothing else in the process may own an fd above 2 yet.
@@ -51,10 +64,7 @@ impl Inherited {
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
             // The exec that brought it here cleared close-on-exec: set it again, so a
             // later exec carries it only if it is handed over by name.
-            let _ = nix::fcntl::fcntl(
-                std::os::fd::AsFd::as_fd(&owned),
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-            );
+            set_cloexec(fd, true);
             found.sort(&link, owned);
         }
         found

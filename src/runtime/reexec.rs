@@ -24,7 +24,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, SealFlag};
+use nix::fcntl::{fcntl, FcntlArg, SealFlag};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use tokio::sync::{mpsc, oneshot};
 
@@ -36,6 +36,7 @@ use crate::control::proto::{self, ErrorBody, ErrorKind};
 use crate::control::server::{self, ConnState, ControlRequest, Origin};
 use crate::core::{Phase, Slot, State};
 use crate::logs::{AppLog, Logs, Paused, Stream, StreamMeta};
+use crate::process::inherited::set_cloexec;
 
 /// A handover document read from the supd that executed this one.
 #[derive(Debug)]
@@ -100,17 +101,6 @@ fn check_exe(exe: &Path) -> Result<(), String> {
 /// How long a re-exec waits for control connections to write the answers they hold
 /// (the log pipes are not read meanwhile).
 const SETTLE: Duration = Duration::from_millis(100);
-
-fn set_cloexec(fd: RawFd, on: bool) {
-    // SAFETY: the fd is open and owned by supd for the duration of the call.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    let flags = if on {
-        FdFlag::FD_CLOEXEC
-    } else {
-        FdFlag::empty()
-    };
-    let _ = fcntl(fd, FcntlArg::F_SETFD(flags));
-}
 
 /// The document in a sealed memfd that the exec keeps open.
 fn memfd(bytes: &[u8]) -> io::Result<OwnedFd> {
@@ -274,7 +264,8 @@ impl Runtime {
         requester: Option<Origin>,
     ) -> Vec<RawFd> {
         let deadline = Instant::now() + SETTLE;
-        for turn in 0.. {
+        let mut turn = 0;
+        loop {
             while let Ok(r) = self.requests.try_recv() {
                 queued.extend(self.admit(r));
             }
@@ -298,13 +289,13 @@ impl Runtime {
                     .collect();
             }
             // A write to a socket with room needs only a turn; a full one, the reactor.
-            if turn < 16 {
+            turn += 1;
+            if turn <= 16 {
                 tokio::task::yield_now().await;
             } else {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
-        Vec::new()
     }
 
     /// Everything the next supd needs.
