@@ -815,8 +815,11 @@ mod tests {
         }
     }
 
+    /// The messages of the whole lines: a file read while the writer appends may end in
+    /// part of one.
     fn msgs_of(text: &[u8]) -> Vec<String> {
-        text.split(|&b| b == b'\n')
+        text.split_inclusive(|&b| b == b'\n')
+            .filter_map(|l| l.strip_suffix(b"\n"))
             .filter(|l| !l.is_empty())
             .map(|l| String::from_utf8_lossy(&parse_line(l).unwrap().msg).into_owned())
             .collect()
