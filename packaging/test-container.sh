@@ -12,7 +12,7 @@
 # target/test-container/ (a bookworm-slim-like one for the image, and one with node and
 # python3 for the repository's example ecosystem). The image is built from binaries
 # built here (`--target prebuilt`). podman, runc and debootstrap are installed with apt
-# when missing. About 25 s with the cache, 75 s without. Exits 1 if a check
+# when missing. About 35 s with the cache, 95 s without. Exits 1 if a check
 # failed; every step's details are in target/test-container/run.log.
 # shellcheck disable=SC2317  # the checks are functions run through `check`
 set -uo pipefail
