@@ -13,6 +13,28 @@ use super::proto::Command;
 /// The group whose members may do everything, as root may.
 pub const ADMIN_GROUP: &str = "sup";
 
+/// The local group file, where the package's `adduser --system` puts group `sup`.
+const GROUP_FILE: &str = "/etc/group";
+
+/// Group `sup`'s gid, from the local group file only. Not through NSS, which a
+/// `readers` group may need: the first NSS lookup loads glibc's modules for good
+/// (`libnss_systemd` brings `libcap` and `libm`), about 0.7 MiB of every supd's RSS and
+/// a dozen file lookups at its start, for a group that is local by design.
+pub fn admin_gid() -> Option<u32> {
+    gid_in(&std::fs::read_to_string(GROUP_FILE).ok()?, ADMIN_GROUP)
+}
+
+/// The gid of group `name` in the text of a group file (`name:password:gid:members`).
+fn gid_in(group_file: &str, name: &str) -> Option<u32> {
+    group_file.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next()? != name {
+            return None;
+        }
+        fields.nth(1)?.trim().parse().ok()
+    })
+}
+
 /// A client of the control socket, as the kernel tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
@@ -57,7 +79,7 @@ impl Policy {
         };
         Policy {
             owner: nix::unistd::geteuid().as_raw(),
-            admin: gid(ADMIN_GROUP),
+            admin: admin_gid(),
             readers: readers.iter().filter_map(|n| gid(n)).collect(),
         }
     }
@@ -171,6 +193,16 @@ mod tests {
         admin: Some(900),
         readers: Vec::new(),
     };
+
+    #[test]
+    fn the_admin_group_is_found_in_a_group_file_by_its_whole_name() {
+        let file = "root:x:0:\nsupervisors:x:998:\nsup:x:999:alice,bob\nbroken\n";
+        assert_eq!(gid_in(file, "sup"), Some(999));
+        assert_eq!(gid_in(file, "supervisors"), Some(998));
+        assert_eq!(gid_in(file, "su"), None);
+        assert_eq!(gid_in("sup:x:notanumber:\n", "sup"), None);
+        assert_eq!(gid_in("", "sup"), None);
+    }
 
     #[test]
     fn root_the_owner_and_group_sup_do_everything() {

@@ -177,8 +177,9 @@ pub fn bind(path: &Path) -> Result<StdListener, BindError> {
     listener.set_nonblocking(true).map_err(io_err)?;
     // A system supd's socket is root:sup 0660, so members of group `sup` reach it.
     if nix::unistd::geteuid().is_root() {
-        if let Ok(Some(group)) = nix::unistd::Group::from_name(super::access::ADMIN_GROUP) {
-            nix::unistd::chown(path, None, Some(group.gid)).map_err(|e| io_err(e.into()))?;
+        if let Some(gid) = super::access::admin_gid() {
+            let gid = nix::unistd::Gid::from_raw(gid);
+            nix::unistd::chown(path, None, Some(gid)).map_err(|e| io_err(e.into()))?;
         }
     }
     Ok(listener)
