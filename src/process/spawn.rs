@@ -27,6 +27,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use nix::fcntl::OFlag;
 use nix::unistd::{Gid, Group, Uid, User};
@@ -186,6 +187,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         listen: &fds[4..],
         // SAFETY: in bounds: the buffer has 12 bytes after `digits_at`.
         listen_pid: unsafe { listen_pid.as_mut_ptr().add(digits_at) },
+        reset: signals_to_reset(),
     };
     let pid = match clone_vfork(&child) {
         // A sandbox (seccomp, valgrind) may refuse to share the fd table: copy it then,
@@ -448,6 +450,48 @@ struct ChildPlan<'a> {
     listen: &'a [i32],
     /// Where the child writes its pid, NUL-terminated, after `LISTEN_PID=`.
     listen_pid: *mut u8,
+    /// The signals to set back to their default action ([`signals_to_reset`]).
+    reset: &'a [libc::c_int],
+}
+
+/// The signals a child sets back to the default before it unblocks signals: those with a
+/// handler of supd's, which would run in the child on supd's memory (a signal-hook
+/// handler would tell supd's event loop of a signal supd never got), and SIGPIPE if it is
+/// ignored (Rust ignores it; programs expect the default). Other ignored signals stay
+/// ignored, as exec keeps them.
+///
+/// Read once, at the first spawn: supd installs all its handlers before it
+/// (`runtime::run`). Asking about every signal in each child cost 64 system calls of the
+/// time supd waits for the child to exec. Debug builds check at every spawn that no
+/// handler came later.
+fn signals_to_reset() -> &'static [libc::c_int] {
+    static SET: OnceLock<Vec<libc::c_int>> = OnceLock::new();
+    let set = SET.get_or_init(read_signals_to_reset);
+    debug_assert_eq!(
+        *set,
+        read_signals_to_reset(),
+        "a signal handler was installed after the first spawn"
+    );
+    set
+}
+
+fn read_signals_to_reset() -> Vec<libc::c_int> {
+    (1..=libc::SIGRTMAX())
+        .filter(|&sig| sig != libc::SIGKILL && sig != libc::SIGSTOP)
+        .filter(|&sig| {
+            // SAFETY: a query only (no new action); `action` is a valid out-pointer.
+            let handler = unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                (libc::sigaction(sig, std::ptr::null(), &mut action) == 0)
+                    .then_some(action.sa_sigaction)
+            };
+            match handler {
+                Some(libc::SIG_DFL) | None => false,
+                Some(libc::SIG_IGN) => sig == libc::SIGPIPE,
+                Some(_) => true,
+            }
+        })
+        .collect()
 }
 
 impl ChildPlan<'_> {
@@ -490,20 +534,11 @@ impl ChildPlan<'_> {
                 libc::_exit(1);
             }
             // supd's handlers would run on supd's memory: back to the default before any
-            // signal is unblocked (exec would reset them too, but only at exec). Ignored
-            // signals become default as well: Rust ignores SIGPIPE, children expect it.
-            for sig in 1..=libc::SIGRTMAX() {
+            // signal is unblocked (exec would reset them too, but only at exec).
+            for &sig in self.reset {
                 let mut action: libc::sigaction = std::mem::zeroed();
-                if sig != libc::SIGKILL
-                    && sig != libc::SIGSTOP
-                    && libc::sigaction(sig, std::ptr::null(), &mut action) == 0
-                    && (action.sa_sigaction != libc::SIG_DFL)
-                    && (sig == libc::SIGPIPE || action.sa_sigaction != libc::SIG_IGN)
-                {
-                    action.sa_sigaction = libc::SIG_DFL;
-                    action.sa_flags = 0;
-                    libc::sigaction(sig, &action, std::ptr::null_mut());
-                }
+                action.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(sig, &action, std::ptr::null_mut());
             }
             // tokio may block signals (and `clone_vfork` blocked all); children expect none.
             let mut empty: libc::sigset_t = std::mem::zeroed();
