@@ -86,6 +86,10 @@ impl LineHead {
             Some(meta.pid),
             meta.stream,
         );
+        if format == Format::Text {
+            // A whole line's separator; a continuation's `+` is put in its place.
+            prefix.extend_from_slice(TEXT_WHOLE);
+        }
         LineHead {
             format,
             prefix,
@@ -112,7 +116,13 @@ impl LineHead {
         out.extend_from_slice(&self.prefix);
         match self.format {
             Format::Text => {
-                push_text_body(out, mark.is_continuation(), piece);
+                // The prefix ends with the separator (see `new`).
+                if mark.is_continuation() {
+                    let at = out.len() - 2;
+                    out[at] = TEXT_CONT[1];
+                }
+                out.extend_from_slice(piece);
+                out.push(b'\n');
                 false
             }
             Format::Json { embed } => push_json_body(
@@ -177,8 +187,12 @@ fn push_head(
 }
 
 /// ` | msg\n` or ` + msg\n`.
+/// What separates a text record's head from a whole line, and from a continuation.
+const TEXT_WHOLE: &[u8; 3] = b" | ";
+const TEXT_CONT: &[u8; 3] = b" + ";
+
 fn push_text_body(out: &mut Vec<u8>, cont: bool, msg: &[u8]) {
-    out.extend_from_slice(if cont { b" + " } else { b" | " });
+    out.extend_from_slice(if cont { TEXT_CONT } else { TEXT_WHOLE });
     out.extend_from_slice(msg);
     out.push(b'\n');
 }

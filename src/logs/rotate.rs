@@ -50,6 +50,7 @@ pub enum Why {
 
 /// Whether a file of `size` bytes whose content started at `since_ms` must be rotated
 /// before a record of `incoming` bytes stamped `now_ms` is appended.
+#[inline]
 pub fn before_write(
     policy: &Policy,
     size: u64,

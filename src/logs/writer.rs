@@ -508,10 +508,19 @@ impl Writer {
                         st.head.set_time(*ms);
                         let (head, meta) = (&st.head, &st.meta);
                         let mut watch = watches.take(meta.pid);
-                        st.framer.push(bytes, |piece, mark| {
-                            watch::check(&mut watch, piece);
-                            out.record(head, meta, *ms, mark, piece)
-                        });
+                        match out.plain_file(meta) {
+                            // The common case, one file and nothing else that wants the
+                            // lines: a loop with only what a file needs in it.
+                            Some(i) if watch.is_none() => {
+                                st.framer.push(bytes, |piece, mark| {
+                                    out.file_record(i, head, *ms, mark, piece)
+                                });
+                            }
+                            _ => st.framer.push(bytes, |piece, mark| {
+                                watch::check(&mut watch, piece);
+                                out.record(head, meta, *ms, mark, piece)
+                            }),
+                        }
                         watches.settle(meta.pid, watch);
                     }
                 }
@@ -563,51 +572,88 @@ impl AppWrite<'_> {
             .map_or(0, |s| s.begin(&mut b.bytes));
     }
 
+    /// The file that `meta`'s lines go to, if that is all they go to: no copy on
+    /// stdout, no follower that wants them.
+    fn plain_file(&self, meta: &StreamMeta) -> Option<usize> {
+        let app = &*self.app;
+        let plain = app.stdout.is_none()
+            && !self
+                .followers
+                .want(&app.name, Some(meta.index), meta.stream);
+        plain.then(|| file_of(app, meta)).flatten()
+    }
+
+    /// [`AppWrite::record`] for a stream whose lines go to file `i` alone.
+    #[inline(always)]
+    fn file_record(&mut self, i: usize, head: &LineHead, ms: i64, mark: Mark, piece: &[u8]) {
+        self.records += 1;
+        self.append(i, head, ms, mark, piece);
+        self.spill_file(i);
+    }
+
+    /// Appends a record to file `i`'s buffer, the file rotated first if the policy says
+    /// so. Returns whether the piece was embedded (JSON) and the record's length, at the
+    /// end of the buffer.
+    #[inline(always)]
+    fn append(
+        &mut self,
+        i: usize,
+        head: &LineHead,
+        ms: i64,
+        mark: Mark,
+        piece: &[u8],
+    ) -> (bool, usize) {
+        let app = &mut *self.app;
+        let (f, b) = (&mut app.files[i], &mut self.bufs[i]);
+        let start = b.bytes.len();
+        let embedded = head.write_line(&mut b.bytes, mark, piece);
+        let len = b.bytes.len() - start;
+        // The marker's few bytes are not counted: it must not rotate an empty file.
+        let pending = (start - b.marker_len) as u64;
+        if rotate::before_write(&app.policy, f.size + pending, f.since, len as u64, ms).is_some() {
+            let record = b.bytes.split_off(start);
+            write_file(f, b, self.followers);
+            f.rotate(self.archive, app.retain, app.compress);
+            b.bytes.clear();
+            b.marker_len = f.sink.begin(&mut b.bytes);
+            b.bytes.extend_from_slice(&record);
+        }
+        if f.since.is_none() {
+            f.since = Some(ms);
+        }
+        (embedded, len)
+    }
+
+    /// Writes file `i`'s buffer out once it holds [`WRITE_AT`] bytes.
+    #[inline(always)]
+    fn spill_file(&mut self, i: usize) {
+        let (f, b) = (&mut self.app.files[i], &mut self.bufs[i]);
+        if b.bytes.len() >= WRITE_AT {
+            write_file(f, b, self.followers);
+            b.bytes.clear();
+            b.marker_len = f.sink.begin(&mut b.bytes);
+        }
+    }
+
     /// One piece from a framer: into its file's buffer (rotating first if the policy says
     /// so), into the stdout buffer, and to the followers that want it.
     #[inline]
     fn record(&mut self, head: &LineHead, meta: &StreamMeta, ms: i64, mark: Mark, piece: &[u8]) {
         self.records += 1;
-        let app = &mut *self.app;
-        let embedded;
-        let file = match app.files.len() {
-            0 => None,
-            1 => Some(0),
-            _ => Some(usize::from(meta.stream == Stream::Err)),
+        let embedded = match file_of(self.app, meta) {
+            Some(i) => {
+                let (embedded, len) = self.append(i, head, ms, mark, piece);
+                if self.app.stdout.is_some() {
+                    let (bufs, stdout_buf) = self.bufs.split_at_mut(STDOUT_BUF);
+                    let b = &bufs[i].bytes;
+                    stdout_buf[0].bytes.extend_from_slice(&b[b.len() - len..]);
+                }
+                self.spill_file(i);
+                embedded
+            }
+            None => head.write_line(&mut self.bufs[STDOUT_BUF].bytes, mark, piece),
         };
-        if let Some(i) = file {
-            let (bufs, stdout_buf) = self.bufs.split_at_mut(STDOUT_BUF);
-            let (f, b) = (&mut app.files[i], &mut bufs[i]);
-            let start = b.bytes.len();
-            embedded = head.write_line(&mut b.bytes, mark, piece);
-            let len = b.bytes.len() - start;
-            // The marker's few bytes are not counted: it must not rotate an empty file.
-            let pending = (start - b.marker_len) as u64;
-            if rotate::before_write(&app.policy, f.size + pending, f.since, len as u64, ms)
-                .is_some()
-            {
-                let record = b.bytes.split_off(start);
-                write_file(f, b, self.followers);
-                f.rotate(self.archive, app.retain, app.compress);
-                b.bytes.clear();
-                b.marker_len = f.sink.begin(&mut b.bytes);
-                b.bytes.extend_from_slice(&record);
-            }
-            if f.since.is_none() {
-                f.since = Some(ms);
-            }
-            if app.stdout.is_some() {
-                let end = b.bytes.len();
-                stdout_buf[0].bytes.extend_from_slice(&b.bytes[end - len..]);
-            }
-            if b.bytes.len() >= WRITE_AT {
-                write_file(f, b, self.followers);
-                b.bytes.clear();
-                b.marker_len = f.sink.begin(&mut b.bytes);
-            }
-        } else {
-            embedded = head.write_line(&mut self.bufs[STDOUT_BUF].bytes, mark, piece);
-        }
+        let app = &mut *self.app;
         if let Some(sink) = &mut app.stdout {
             let b = &mut self.bufs[STDOUT_BUF];
             if b.bytes.len() >= WRITE_AT {
@@ -649,6 +695,16 @@ impl AppWrite<'_> {
                 b.bytes.shrink_to(WRITE_AT);
             }
         }
+    }
+}
+
+/// The file of `app` that `meta`'s lines go to: its one file, or with `log_split` the
+/// stream's own; `None` if the app writes to stdout only.
+fn file_of(app: &AppOut, meta: &StreamMeta) -> Option<usize> {
+    match app.files.len() {
+        0 => None,
+        1 => Some(0),
+        _ => Some(usize::from(meta.stream == Stream::Err)),
     }
 }
 
