@@ -508,15 +508,12 @@ impl Writer {
                         st.head.set_time(*ms);
                         let (head, meta) = (&st.head, &st.meta);
                         let mut watch = watches.take(meta.pid);
-                        match out.plain_file(meta) {
-                            // The common case, one file and nothing else that wants the
-                            // lines: a loop with only what a file needs in it.
-                            Some(i) if watch.is_none() => {
-                                st.framer.push(bytes, |piece, mark| {
-                                    out.file_record(i, head, *ms, mark, piece)
-                                });
-                            }
-                            _ => st.framer.push(bytes, |piece, mark| {
+                        match watch {
+                            // The common case: no check per line.
+                            None => st.framer.push(bytes, |piece, mark| {
+                                out.record(head, meta, *ms, mark, piece)
+                            }),
+                            Some(_) => st.framer.push(bytes, |piece, mark| {
                                 watch::check(&mut watch, piece);
                                 out.record(head, meta, *ms, mark, piece)
                             }),
@@ -572,29 +569,10 @@ impl AppWrite<'_> {
             .map_or(0, |s| s.begin(&mut b.bytes));
     }
 
-    /// The file that `meta`'s lines go to, if that is all they go to: no copy on
-    /// stdout, no follower that wants them.
-    fn plain_file(&self, meta: &StreamMeta) -> Option<usize> {
-        let app = &*self.app;
-        let plain = app.stdout.is_none()
-            && !self
-                .followers
-                .want(&app.name, Some(meta.index), meta.stream);
-        plain.then(|| file_of(app, meta)).flatten()
-    }
-
-    /// [`AppWrite::record`] for a stream whose lines go to file `i` alone.
-    #[inline(always)]
-    fn file_record(&mut self, i: usize, head: &LineHead, ms: i64, mark: Mark, piece: &[u8]) {
-        self.records += 1;
-        self.append(i, head, ms, mark, piece);
-        self.spill_file(i);
-    }
-
     /// Appends a record to file `i`'s buffer, the file rotated first if the policy says
     /// so. Returns whether the piece was embedded (JSON) and the record's length, at the
     /// end of the buffer.
-    #[inline(always)]
+    #[inline]
     fn append(
         &mut self,
         i: usize,
@@ -625,7 +603,7 @@ impl AppWrite<'_> {
     }
 
     /// Writes file `i`'s buffer out once it holds [`WRITE_AT`] bytes.
-    #[inline(always)]
+    #[inline]
     fn spill_file(&mut self, i: usize) {
         let (f, b) = (&mut self.app.files[i], &mut self.bufs[i]);
         if b.bytes.len() >= WRITE_AT {
