@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -13,7 +13,17 @@ use crate::core::{Event, Gen, Sample, Slot};
 use crate::monitor;
 
 /// How old a /proc read may be to answer a `status` request.
-const STATUS_FRESH: std::time::Duration = std::time::Duration::from_millis(500);
+const STATUS_FRESH: Duration = Duration::from_millis(500);
+
+/// A read that took longer is reused for `status` for this many times as long: a script
+/// polling status then costs at most a tenth of a core in /proc reads, however many
+/// processes there are (at 5000, a read of every `/proc/<pid>/stat` takes ~130 ms).
+const STATUS_REUSE_FACTOR: u32 = 10;
+
+/// How long a /proc read that took `took` may answer `status` requests.
+fn status_fresh_for(took: Duration) -> Duration {
+    STATUS_FRESH.max(took.saturating_mul(STATUS_REUSE_FACTOR))
+}
 
 /// What the thread measures.
 pub(super) enum Job {
@@ -66,18 +76,21 @@ fn run(jobs: std_mpsc::Receiver<Job>, events: mpsc::UnboundedSender<Event>) {
     let ticks_per_s = monitor::clock_ticks();
     // The previous sample of each tree, for CPU % between samples.
     let mut previous: HashMap<(Slot, Gen), (u64, Instant)> = HashMap::new();
-    // The last read of /proc: `status` asked again within STATUS_FRESH reuses it, so a
-    // script polling status does not rescan /proc every time.
-    let mut last: Option<(Instant, Vec<monitor::ProcStat>)> = None;
+    // The last read of /proc, when it was made and how long it took: `status` asked
+    // again soon after reuses it (`status_fresh_for`), so a script polling status does
+    // not rescan /proc every time.
+    let mut last: Option<(Instant, Duration, Vec<monitor::ProcStat>)> = None;
     while let Ok(job) = jobs.recv() {
         let reuse = matches!(job, Job::Trees { .. })
             && last
                 .as_ref()
-                .is_some_and(|(at, _)| at.elapsed() < STATUS_FRESH);
+                .is_some_and(|(at, took, _)| at.elapsed() < status_fresh_for(*took));
         if !reuse {
-            last = Some((Instant::now(), monitor::snapshot()));
+            let at = Instant::now();
+            let snapshot = monitor::snapshot();
+            last = Some((at, at.elapsed(), snapshot));
         }
-        let Some((_, snapshot)) = &last else {
+        let Some((_, _, snapshot)) = &last else {
             continue;
         };
         let tree = monitor::Tree::new(snapshot, page);
@@ -111,5 +124,20 @@ fn run(jobs: std_mpsc::Receiver<Job>, events: mpsc::UnboundedSender<Event>) {
                 let _ = reply.send(usage);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_proc_read_is_reused_ten_times_as_long() {
+        assert_eq!(status_fresh_for(Duration::from_millis(3)), STATUS_FRESH);
+        assert_eq!(status_fresh_for(Duration::from_millis(50)), STATUS_FRESH);
+        assert_eq!(
+            status_fresh_for(Duration::from_millis(130)),
+            Duration::from_millis(1300)
+        );
     }
 }
