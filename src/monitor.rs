@@ -14,6 +14,7 @@
 //! shared between processes (a pre-fork server's copy-on-write memory, shared libraries)
 //! are counted once per process, so the sum can exceed what the tree really costs.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 
@@ -137,10 +138,11 @@ pub struct Usage {
 }
 
 /// A snapshot indexed for many [`Tree::usage`] questions: children by parent and members
-/// by process group, built once in O(n).
+/// by process group, built once in O(n). A question costs the size of its tree, not of
+/// the snapshot: asking for each of N instances is O(N), not O(N²).
 #[derive(Debug)]
-pub struct Tree<'s> {
-    procs: &'s [ProcStat],
+pub struct Tree {
+    procs: Vec<ProcStat>,
     page_size: u64,
     /// Indexes into `procs` of the processes whose parent is the key.
     children: HashMap<i32, Vec<usize>>,
@@ -148,11 +150,13 @@ pub struct Tree<'s> {
     groups: HashMap<i32, Vec<usize>>,
     /// Index into `procs` of each pid.
     by_pid: HashMap<i32, usize>,
+    /// Which of `procs` the current [`Tree::usage`] has counted; all false between calls.
+    seen: RefCell<Vec<bool>>,
 }
 
-impl<'s> Tree<'s> {
+impl Tree {
     /// Index `snapshot`, whose RSS is counted in pages of `page_size` bytes.
-    pub fn new(snapshot: &'s [ProcStat], page_size: u64) -> Self {
+    pub fn new(snapshot: Vec<ProcStat>, page_size: u64) -> Self {
         let mut children: HashMap<i32, Vec<usize>> = HashMap::new();
         let mut groups: HashMap<i32, Vec<usize>> = HashMap::new();
         let mut by_pid = HashMap::with_capacity(snapshot.len());
@@ -162,6 +166,7 @@ impl<'s> Tree<'s> {
             by_pid.insert(p.pid, i);
         }
         Tree {
+            seen: RefCell::new(vec![false; snapshot.len()]),
             procs: snapshot,
             page_size,
             children,
@@ -179,7 +184,8 @@ impl<'s> Tree<'s> {
         if root <= 0 {
             return usage;
         }
-        let mut seen = vec![false; self.procs.len()];
+        let mut seen = self.seen.borrow_mut();
+        let mut counted: Vec<usize> = Vec::new();
         let mut stack: Vec<usize> = Vec::new();
         stack.extend(self.by_pid.get(&root).copied());
         stack.extend(self.groups.get(&root).into_iter().flatten().copied());
@@ -191,6 +197,7 @@ impl<'s> Tree<'s> {
                 continue;
             }
             *slot = true;
+            counted.push(i);
             let Some(p) = self.procs.get(i) else { continue };
             if !p.zombie {
                 usage.rss_bytes = usage
@@ -204,6 +211,9 @@ impl<'s> Tree<'s> {
                 stack.extend(self.children.get(&p.pid).into_iter().flatten().copied());
             }
         }
+        for i in counted {
+            seen[i] = false;
+        }
         usage
     }
 }
@@ -211,7 +221,7 @@ impl<'s> Tree<'s> {
 /// The usage of the tree rooted at `root` in `snapshot` (see [`Tree::usage`]). For many
 /// roots over one snapshot, build one [`Tree`] instead.
 pub fn tree_usage(snapshot: &[ProcStat], root: i32, page_size: u64) -> Usage {
-    Tree::new(snapshot, page_size).usage(root)
+    Tree::new(snapshot.to_vec(), page_size).usage(root)
 }
 
 /// The size of a memory page in bytes (`sysconf(_SC_PAGE_SIZE)`; 4096 if it fails).
@@ -367,7 +377,7 @@ mod tests {
     #[test]
     fn a_tree_with_its_group_and_descendants() {
         let snap = system();
-        let tree = Tree::new(&snap, 4096);
+        let tree = Tree::new(snap.clone(), 4096);
         assert_eq!(
             tree.usage(100),
             Usage {
@@ -416,7 +426,7 @@ mod tests {
     #[test]
     fn missing_and_odd_roots() {
         let snap = system();
-        let tree = Tree::new(&snap, 4096);
+        let tree = Tree::new(snap.clone(), 4096);
         assert_eq!(tree.usage(999), Usage::default());
         assert_eq!(tree.usage(0), Usage::default(), "pid 0 is not a tree");
         assert_eq!(tree.usage(-100), Usage::default());
@@ -441,7 +451,7 @@ mod tests {
                 snap.push(p(leader + w, leader, leader, 2));
             }
         }
-        let tree = Tree::new(&snap, 1);
+        let tree = Tree::new(snap.clone(), 1);
         for i in 0..100 {
             let u = tree.usage(1000 + i * 10);
             assert_eq!((u.processes, u.rss_bytes), (4, 7));
@@ -491,7 +501,7 @@ mod tests {
             mine.ppid,
             i32::try_from(std::os::unix::process::parent_id()).unwrap()
         );
-        let u = Tree::new(&snap, page_size()).usage(me);
+        let u = Tree::new(snap.clone(), page_size()).usage(me);
         assert!(u.processes >= 1);
         // A test binary is resident: more than 1 MiB, well under 16 GiB.
         let rss = mine.rss_pages * page_size();

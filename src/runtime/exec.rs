@@ -221,10 +221,13 @@ impl Runtime {
         tokio::spawn(async move {
             if let Ok(usage) = rx.await {
                 let ticks_per_s = crate::monitor::clock_ticks() as f64;
-                for row in status.apps.iter_mut().flat_map(|a| a.instances.iter_mut()) {
-                    let Some(u) = row.pid.and_then(|pid| usage.get(&pid)) else {
-                        continue;
-                    };
+                // One usage per pid, in the order of `pids`: the rows that have one.
+                let rows = status
+                    .apps
+                    .iter_mut()
+                    .flat_map(|a| a.instances.iter_mut())
+                    .filter(|row| row.pid.is_some());
+                for (row, u) in rows.zip(&usage) {
                     row.memory_bytes = Some(u.rss_bytes);
                     row.cpu_seconds = Some(u.cpu_ticks as f64 / ticks_per_s);
                     if row.cpu_percent.is_none() {

@@ -32,10 +32,11 @@ pub(super) enum Job {
         app: usize,
         targets: Vec<(Slot, Gen, i32)>,
     },
-    /// For `status`: memory and lifetime CPU ticks of these trees, by leader pid.
+    /// For `status`: memory and lifetime CPU ticks of the trees of these leaders, in
+    /// their order.
     Trees {
         pids: Vec<i32>,
-        reply: oneshot::Sender<HashMap<i32, monitor::Usage>>,
+        reply: oneshot::Sender<Vec<monitor::Usage>>,
     },
 }
 
@@ -79,7 +80,7 @@ fn run(jobs: std_mpsc::Receiver<Job>, events: mpsc::UnboundedSender<Event>) {
     // The last read of /proc, when it was made and how long it took: `status` asked
     // again soon after reuses it (`status_fresh_for`), so a script polling status does
     // not rescan /proc every time.
-    let mut last: Option<(Instant, Duration, Vec<monitor::ProcStat>)> = None;
+    let mut last: Option<(Instant, Duration, monitor::Tree)> = None;
     while let Ok(job) = jobs.recv() {
         let reuse = matches!(job, Job::Trees { .. })
             && last
@@ -87,13 +88,12 @@ fn run(jobs: std_mpsc::Receiver<Job>, events: mpsc::UnboundedSender<Event>) {
                 .is_some_and(|(at, took, _)| at.elapsed() < status_fresh_for(*took));
         if !reuse {
             let at = Instant::now();
-            let snapshot = monitor::snapshot();
-            last = Some((at, at.elapsed(), snapshot));
+            let tree = monitor::Tree::new(monitor::snapshot(), page);
+            last = Some((at, at.elapsed(), tree));
         }
-        let Some((_, _, snapshot)) = &last else {
+        let Some((_, _, tree)) = &last else {
             continue;
         };
-        let tree = monitor::Tree::new(snapshot, page);
         match job {
             Job::App { app, targets } => {
                 let now = Instant::now();
@@ -120,7 +120,7 @@ fn run(jobs: std_mpsc::Receiver<Job>, events: mpsc::UnboundedSender<Event>) {
                 }
             }
             Job::Trees { pids, reply } => {
-                let usage = pids.into_iter().map(|pid| (pid, tree.usage(pid))).collect();
+                let usage = pids.into_iter().map(|pid| tree.usage(pid)).collect();
                 let _ = reply.send(usage);
             }
         }
