@@ -68,7 +68,9 @@
 //! - the writer: a batch ≤ [`writer::BATCH_BYTES`] + 64 KiB; formatted text per output ≤
 //!   [`writer::WRITE_AT`] + one record (a record is at most ~6 × `log_max_line` when a
 //!   binary line is escaped as JSON);
-//! - per follower: ≤ [`follow::FOLLOW_QUEUE`] records waiting.
+//! - per follower: ≤ [`follow::FOLLOW_QUEUE`] records waiting;
+//! - read buffers kept for reuse once written: ≤ [`writer::POOL_BUFFERS`] × 64 KiB =
+//!   1 MiB in all, only after a flood has needed them.
 //!
 //! An idle reader holds no buffer.
 

@@ -245,8 +245,8 @@ impl Reader<'_> {
                 Err(_) => return Read::Over, // closed: only when the pipeline is torn down
             },
         };
-        // Allocated only once data is there, so an idle pipe holds no buffer.
-        let mut buf = Vec::with_capacity(READ_SIZE);
+        // Taken only once data is there, so an idle pipe holds no buffer.
+        let mut buf = self.shared.take_buffer();
         match read(&mut buf) {
             Ok(0) => Read::Over,
             Ok(n) => {

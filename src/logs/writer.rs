@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
@@ -36,6 +36,7 @@ use super::follow::Followers;
 use super::format::{Format, LineHead};
 use super::framer::{Framer, Mark};
 use super::output::{AppOut, FileOut, SharedOut, Sink};
+use super::reader::READ_SIZE;
 use super::record::{parse_line, Filter, Record};
 use super::rotate;
 use super::stream::{Stream, StreamMeta};
@@ -122,6 +123,41 @@ pub(crate) struct Shared {
     pub unknown: AtomicU64,
     /// Pipes whose read failed (the reader ended there).
     pub read_errors: AtomicU64,
+    /// Read buffers the writer is done with, for the readers to fill again.
+    pool: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Most read buffers kept for reuse (one app's budget: 1 MiB). A flood allocated a fresh
+/// 64 KiB buffer per read and freed it on the writer thread; the allocator gave the pages
+/// back, so every read faulted in and zeroed 16 new pages: a third of the reading thread's
+/// time. Kept only once a flood has used them; an idle supd never fills it.
+pub const POOL_BUFFERS: usize = super::APP_BUDGET;
+
+impl Shared {
+    /// An empty buffer of [`READ_SIZE`] bytes' capacity, reused if one is kept.
+    pub(crate) fn take_buffer(&self) -> Vec<u8> {
+        let kept = self.pool.lock().ok().and_then(|mut pool| pool.pop());
+        match kept {
+            Some(mut buf) => {
+                buf.clear();
+                buf
+            }
+            None => Vec::with_capacity(READ_SIZE),
+        }
+    }
+
+    /// Keeps `buf` if it is full-size and fewer than [`POOL_BUFFERS`] are kept; frees it
+    /// otherwise.
+    fn give_buffer(&self, buf: Vec<u8>) {
+        if buf.capacity() != READ_SIZE {
+            return;
+        }
+        if let Ok(mut pool) = self.pool.lock() {
+            if pool.len() < POOL_BUFFERS {
+                pool.push(buf);
+            }
+        }
+    }
 }
 
 /// Per attached stream: where it goes and how its lines are cut and prefixed.
@@ -461,8 +497,13 @@ impl Writer {
         for group in grouped.chunk_by(|a, b| a.0 == b.0) {
             self.write_app(group[0].0, group);
         }
-        // Dropping the chunks returns their budget to the readers.
-        grouped.clear();
+        // Dropping the chunks returns their budget to the readers, their buffers to the
+        // pool.
+        for (_, msg) in grouped.drain(..) {
+            if let Msg::Chunk { bytes, .. } = msg {
+                self.shared.give_buffer(bytes);
+            }
+        }
         self.grouped = grouped;
     }
 
@@ -948,5 +989,25 @@ mod tests {
         assert_eq!(msgs(&err), ["e1"]);
         assert_eq!(msgs(&stdout_path), ["o1", "e1", "o2"]);
         assert!(read(&stdout_path).contains(" a:0 err | e1\n"));
+    }
+
+    #[test]
+    fn written_read_buffers_are_reused_up_to_the_pool_size() {
+        let shared = Shared::default();
+        let fresh = shared.take_buffer();
+        assert_eq!((fresh.len(), fresh.capacity()), (0, READ_SIZE));
+        // Shrunk after a short read: not worth keeping.
+        shared.give_buffer(vec![1, 2, 3]);
+        let mut full = Vec::with_capacity(READ_SIZE);
+        full.extend_from_slice(b"data");
+        let at = full.as_ptr();
+        shared.give_buffer(full);
+        let again = shared.take_buffer();
+        assert_eq!(again.as_ptr(), at, "the kept buffer comes back");
+        assert!(again.is_empty(), "and empty");
+        for _ in 0..POOL_BUFFERS + 3 {
+            shared.give_buffer(Vec::with_capacity(READ_SIZE));
+        }
+        assert_eq!(shared.pool.lock().unwrap().len(), POOL_BUFFERS);
     }
 }
