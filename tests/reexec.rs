@@ -147,7 +147,7 @@ fn reexec_keeps_every_process_line_and_request() {
     assert_eq!(before, after);
 
     // Every numbered line exactly once, in order.
-    sb.wait_log("spam", "spam-done");
+    sb.wait_log_end("spam", "spam-done", Duration::from_secs(60));
     let log = sb.read_log("spam");
     let numbers: Vec<u64> = log
         .lines()

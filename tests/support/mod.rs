@@ -136,6 +136,25 @@ impl Sandbox {
         fs::read_to_string(self.log(app)).unwrap_or_default()
     }
 
+    /// Wait up to `timeout` until the last 4 KiB of `app`'s log contain `needle`: for a
+    /// big log, which reading whole every poll would slow down (and the machine with it).
+    pub fn wait_log_end(&self, app: &str, needle: &str, timeout: Duration) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        wait_until(
+            timeout,
+            &format!("`{needle}` at the end of {app}.log"),
+            || {
+                let mut file = fs::File::open(self.log(app)).ok()?;
+                let len = file.metadata().ok()?.len();
+                file.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+                let mut end = Vec::new();
+                file.read_to_end(&mut end).ok()?;
+                let end = String::from_utf8_lossy(&end);
+                end.lines().find(|l| l.contains(needle)).map(str::to_string)
+            },
+        )
+    }
+
     /// Wait until `app`'s log has a line containing `needle`; return that line.
     pub fn wait_log(&self, app: &str, needle: &str) -> String {
         wait_until(
