@@ -108,6 +108,12 @@ impl LineHead {
         }
     }
 
+    /// The start of every whole line's record, separator included, if records are text:
+    /// such a record is this, the line, and `\n`.
+    pub fn text_prefix(&self) -> Option<&[u8]> {
+        (self.format == Format::Text).then_some(&self.prefix)
+    }
+
     /// Appends one record (a piece from the framer, without `\n`) to `out`. Returns true
     /// when the piece was embedded as a JSON object.
     #[inline]

@@ -139,6 +139,19 @@ impl Framer {
         self.tail.len()
     }
 
+    /// Whether the next byte starts a new line (nothing held, no long line being split):
+    /// then the complete lines at the start of a chunk, none longer than
+    /// [`Framer::max_line`], are exactly the pieces `push` would emit, each `Mark::Whole`
+    /// (after a `\r` before its `\n` is dropped).
+    pub fn at_line_start(&self) -> bool {
+        self.tail.is_empty() && !self.continued
+    }
+
+    /// The longest piece it emits.
+    pub fn max_line(&self) -> usize {
+        self.max_line
+    }
+
     /// Emits full-size pieces of an unterminated line so the tail stays bounded.
     fn spill<F: FnMut(&[u8], Mark)>(&mut self, emit: &mut F) {
         // A trailing '\r' may turn out to be half of "\r\n", so it does not count as content

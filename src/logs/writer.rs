@@ -550,10 +550,28 @@ impl Writer {
                         let (head, meta) = (&st.head, &st.meta);
                         let mut watch = watches.take(meta.pid);
                         match watch {
-                            // The common case: no check per line.
-                            None => st.framer.push(bytes, |piece, mark| {
-                                out.record(head, meta, *ms, mark, piece)
-                            }),
+                            // The common case: no check per line; whole lines that
+                            // need only their file skip the framer.
+                            None => {
+                                let mut rest: &[u8] = bytes;
+                                if !st.framer.at_line_start() {
+                                    // The line the last chunk ended in, through the framer.
+                                    let end =
+                                        memchr::memchr(b'\n', rest).map_or(rest.len(), |nl| nl + 1);
+                                    st.framer.push(&rest[..end], |piece, mark| {
+                                        out.record(head, meta, *ms, mark, piece)
+                                    });
+                                    rest = &rest[end..];
+                                }
+                                if st.framer.at_line_start() {
+                                    let max_line = st.framer.max_line();
+                                    let taken = out.whole_lines(head, meta, *ms, rest, max_line);
+                                    rest = &rest[taken..];
+                                }
+                                st.framer.push(rest, |piece, mark| {
+                                    out.record(head, meta, *ms, mark, piece)
+                                })
+                            }
                             Some(_) => st.framer.push(bytes, |piece, mark| {
                                 watch::check(&mut watch, piece);
                                 out.record(head, meta, *ms, mark, piece)
@@ -641,6 +659,75 @@ impl AppWrite<'_> {
             f.since = Some(ms);
         }
         (embedded, len)
+    }
+
+    /// The whole lines at the start of `chunk` while they need only their file: text
+    /// records, no stdout copy, no follower, no rotation due, none longer than `max_line`
+    /// (the framer's `at_line_start` must hold). The records are what
+    /// [`AppWrite::record`] would append, with one check per line instead of its calls.
+    /// Returns the bytes taken, each line with its `\n`; the framer gets the rest.
+    fn whole_lines(
+        &mut self,
+        head: &LineHead,
+        meta: &StreamMeta,
+        ms: i64,
+        chunk: &[u8],
+        max_line: usize,
+    ) -> usize {
+        let Some(prefix) = head.text_prefix() else {
+            return 0;
+        };
+        let app = &mut *self.app;
+        if app.stdout.is_some()
+            || self
+                .followers
+                .want(&app.name, Some(meta.index), meta.stream)
+        {
+            return 0;
+        }
+        let Some(i) = file_of(app, meta) else {
+            return 0;
+        };
+        let (f, b) = (&mut app.files[i], &mut self.bufs[i]);
+        // A rotation due now (by time: `ms` is the whole chunk's) is the general path's.
+        let pending = (b.bytes.len() - b.marker_len) as u64;
+        if rotate::before_write(&app.policy, f.size + pending, f.since, 0, ms).is_some() {
+            return 0;
+        }
+        let max_size = app.policy.max_size;
+        let mut taken = 0;
+        let mut records = 0;
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            let line = &chunk[taken..nl];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.len() > max_line {
+                break;
+            }
+            let len = prefix.len() + line.len() + 1;
+            if let Some(max) = max_size {
+                // As `rotate::before_write`: the record that would cross rotates first.
+                let size = f.size + (b.bytes.len() - b.marker_len) as u64;
+                if size > 0 && size + len as u64 > max {
+                    break;
+                }
+            }
+            b.bytes.reserve(len);
+            b.bytes.extend_from_slice(prefix);
+            b.bytes.extend_from_slice(line);
+            b.bytes.push(b'\n');
+            taken = nl + 1;
+            records += 1;
+            if b.bytes.len() >= WRITE_AT {
+                write_file(f, b, self.followers);
+                b.bytes.clear();
+                b.marker_len = f.sink.begin(&mut b.bytes);
+            }
+        }
+        if records > 0 && f.since.is_none() {
+            f.since = Some(ms);
+        }
+        self.records += records;
+        taken
     }
 
     /// Writes file `i`'s buffer out once it holds [`WRITE_AT`] bytes.
@@ -827,6 +914,57 @@ mod tests {
             .lines()
             .map(|l| String::from_utf8(parse_line(l.as_bytes()).unwrap().msg).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn every_chunking_gives_the_records_of_framer_and_head() {
+        // Whole lines take a shorter path than the framer's pieces: the file must not
+        // tell which. Long lines (max_line 16), CR LF, empty lines, invalid UTF-8, a line
+        // carried across chunks and an unterminated last one.
+        let mut text = b"short\n\nexactly-16-bytes\n17-bytes-is-split\r\n".to_vec();
+        text.extend_from_slice(b"crlf\r\nbad \xff\xfe utf-8\n");
+        text.extend_from_slice(b"a line of forty bytes, cut in three....\n\r\nlast, no newline");
+        let meta = StreamMeta {
+            app: Arc::from("a"),
+            index: 0,
+            pid: 9,
+            stream: Stream::Out,
+        };
+        let mut head = LineHead::new(Format::Text, &meta);
+        head.set_time(DAY);
+        let mut expected = Vec::new();
+        let mut framer = Framer::new(16);
+        let mut put = |piece: &[u8], mark| {
+            head.write_line(&mut expected, mark, piece);
+        };
+        framer.push(&text, &mut put);
+        framer.finish(&mut put);
+
+        for size in [1, 2, 3, 5, 7, 16, 17, 40, text.len()] {
+            let tmp = TempDir::new("w-chunking");
+            let path = tmp.0.join("a.log");
+            let mut app = spec(vec![path.clone()], Policy::default(), 0);
+            app.max_line = 16;
+            let mut w = writer(vec![app], None);
+            let mut batch = vec![open_msg(1, Stream::Out)];
+            batch.extend(text.chunks(size).map(|c| Msg::Chunk {
+                id: 1,
+                ms: DAY,
+                bytes: c.to_vec(),
+                _permit: None,
+            }));
+            // At the chunks' time, so the last line's record has it too.
+            batch.push(Msg::Eof { id: 1, ms: DAY });
+            w.process(&mut batch);
+            end(w);
+            let got = std::fs::read(&path).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&expected),
+                "chunks of {size}"
+            );
+            assert_eq!(got, expected, "chunks of {size}");
+        }
     }
 
     #[test]
