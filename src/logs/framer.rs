@@ -203,7 +203,8 @@ fn emit_pieces<F: FnMut(&[u8], Mark)>(
     *continued = false;
 }
 
-fn strip_cr(line: &[u8]) -> &[u8] {
+/// `line` without the `\r` of a `\r\n` ending.
+pub(super) fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 

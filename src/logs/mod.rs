@@ -20,6 +20,7 @@
 //!   on, shuts down.
 //! - [`reader`]: one tokio task per pipe; reads and stamps chunks, nothing more, so the
 //!   event loop stays light.
+//! - [`pool`]: the read buffers' size, and those kept for reuse after a flood.
 //! - [`framer`] (pure): bytes → lines; `\r\n`, over-long lines, invalid UTF-8.
 //! - [`format`](mod@format) (pure): line → record bytes, text or JSON (the JSON scheme
 //!   for invalid UTF-8 is documented there).
@@ -69,7 +70,7 @@
 //!   [`writer::WRITE_AT`] + one record (a record is at most ~6 × `log_max_line` when a
 //!   binary line is escaped as JSON);
 //! - per follower: ≤ [`follow::FOLLOW_QUEUE`] records waiting;
-//! - read buffers kept for reuse once written: ≤ [`writer::POOL_BUFFERS`] × 64 KiB =
+//! - read buffers kept for reuse once written: ≤ [`pool::POOL_BUFFERS`] × 64 KiB =
 //!   1 MiB in all, only after a flood has needed them.
 //!
 //! An idle reader holds no buffer.
@@ -80,6 +81,7 @@ pub mod format;
 pub mod framer;
 pub mod output;
 pub mod pipeline;
+pub mod pool;
 pub mod reader;
 pub mod record;
 pub mod rotate;

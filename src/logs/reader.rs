@@ -21,9 +21,7 @@ use super::stream::StreamMeta;
 use super::time::now_ms;
 use super::writer::{Msg, Shared};
 
-/// Largest read, in bytes: the default capacity of a Linux pipe, so a full pipe is
-/// emptied in one read.
-pub const READ_SIZE: usize = 64 * 1024;
+pub use super::pool::READ_SIZE;
 
 /// A stream read again this soon after its last short read is busy (a program writing
 /// a line at a time, fast): read on every wake-up, it would make the child pay a wake-up
@@ -246,7 +244,7 @@ impl Reader<'_> {
             },
         };
         // Taken only once data is there, so an idle pipe holds no buffer.
-        let mut buf = self.shared.take_buffer();
+        let mut buf = self.shared.pool.take();
         match read(&mut buf) {
             Ok(0) => Read::Over,
             Ok(n) => {

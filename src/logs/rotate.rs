@@ -66,10 +66,17 @@ pub fn before_write(
             return Some(Why::Time);
         }
     }
-    match policy.max_size {
-        Some(max) if size.saturating_add(incoming) > max => Some(Why::Size),
-        _ => None,
-    }
+    crosses_size(policy, size, incoming).then_some(Why::Size)
+}
+
+/// Whether a record of `incoming` bytes would make a file of `size` bytes larger than
+/// `log_max_size` (an empty file takes any record).
+#[inline]
+pub fn crosses_size(policy: &Policy, size: u64, incoming: u64) -> bool {
+    size != 0
+        && policy
+            .max_size
+            .is_some_and(|max| size.saturating_add(incoming) > max)
 }
 
 /// The number of the UTC hour or day that `ms` falls in (Unix time has no leap seconds,

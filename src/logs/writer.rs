@@ -27,16 +27,16 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::archive::Archive;
 use super::follow::Followers;
 use super::format::{Format, LineHead};
-use super::framer::{Framer, Mark};
+use super::framer::{self, Framer, Mark};
 use super::output::{AppOut, FileOut, SharedOut, Sink};
-use super::reader::READ_SIZE;
+use super::pool::Pool;
 use super::record::{parse_line, Filter, Record};
 use super::rotate;
 use super::stream::{Stream, StreamMeta};
@@ -124,40 +124,7 @@ pub(crate) struct Shared {
     /// Pipes whose read failed (the reader ended there).
     pub read_errors: AtomicU64,
     /// Read buffers the writer is done with, for the readers to fill again.
-    pool: Mutex<Vec<Vec<u8>>>,
-}
-
-/// Most read buffers kept for reuse (one app's budget: 1 MiB). A flood allocated a fresh
-/// 64 KiB buffer per read and freed it on the writer thread; the allocator gave the pages
-/// back, so every read faulted in and zeroed 16 new pages: a third of the reading thread's
-/// time. Kept only once a flood has used them; an idle supd never fills it.
-pub const POOL_BUFFERS: usize = super::APP_BUDGET;
-
-impl Shared {
-    /// An empty buffer of [`READ_SIZE`] bytes' capacity, reused if one is kept.
-    pub(crate) fn take_buffer(&self) -> Vec<u8> {
-        let kept = self.pool.lock().ok().and_then(|mut pool| pool.pop());
-        match kept {
-            Some(mut buf) => {
-                buf.clear();
-                buf
-            }
-            None => Vec::with_capacity(READ_SIZE),
-        }
-    }
-
-    /// Keeps `buf` if it is full-size and fewer than [`POOL_BUFFERS`] are kept; frees it
-    /// otherwise.
-    fn give_buffer(&self, buf: Vec<u8>) {
-        if buf.capacity() != READ_SIZE {
-            return;
-        }
-        if let Ok(mut pool) = self.pool.lock() {
-            if pool.len() < POOL_BUFFERS {
-                pool.push(buf);
-            }
-        }
-    }
+    pub pool: Pool,
 }
 
 /// Per attached stream: where it goes and how its lines are cut and prefixed.
@@ -501,7 +468,7 @@ impl Writer {
         // pool.
         for (_, msg) in grouped.drain(..) {
             if let Msg::Chunk { bytes, .. } = msg {
-                self.shared.give_buffer(bytes);
+                self.shared.pool.give(bytes);
             }
         }
         self.grouped = grouped;
@@ -694,22 +661,18 @@ impl AppWrite<'_> {
         if rotate::before_write(&app.policy, f.size + pending, f.since, 0, ms).is_some() {
             return 0;
         }
-        let max_size = app.policy.max_size;
         let mut taken = 0;
         let mut records = 0;
         for nl in memchr::memchr_iter(b'\n', chunk) {
-            let line = &chunk[taken..nl];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let line = framer::strip_cr(&chunk[taken..nl]);
             if line.len() > max_line {
                 break;
             }
             let len = prefix.len() + line.len() + 1;
-            if let Some(max) = max_size {
-                // As `rotate::before_write`: the record that would cross rotates first.
-                let size = f.size + (b.bytes.len() - b.marker_len) as u64;
-                if size > 0 && size + len as u64 > max {
-                    break;
-                }
+            // The record that would cross the size limit rotates first: the general path's.
+            let size = f.size + (b.bytes.len() - b.marker_len) as u64;
+            if rotate::crosses_size(&app.policy, size, len as u64) {
+                break;
             }
             b.bytes.reserve(len);
             b.bytes.extend_from_slice(prefix);
@@ -717,11 +680,7 @@ impl AppWrite<'_> {
             b.bytes.push(b'\n');
             taken = nl + 1;
             records += 1;
-            if b.bytes.len() >= WRITE_AT {
-                write_file(f, b, self.followers);
-                b.bytes.clear();
-                b.marker_len = f.sink.begin(&mut b.bytes);
-            }
+            spill(f, b, self.followers);
         }
         if records > 0 && f.since.is_none() {
             f.since = Some(ms);
@@ -733,12 +692,7 @@ impl AppWrite<'_> {
     /// Writes file `i`'s buffer out once it holds [`WRITE_AT`] bytes.
     #[inline]
     fn spill_file(&mut self, i: usize) {
-        let (f, b) = (&mut self.app.files[i], &mut self.bufs[i]);
-        if b.bytes.len() >= WRITE_AT {
-            write_file(f, b, self.followers);
-            b.bytes.clear();
-            b.marker_len = f.sink.begin(&mut b.bytes);
-        }
+        spill(&mut self.app.files[i], &mut self.bufs[i], self.followers);
     }
 
     /// One piece from a framer: into its file's buffer (rotating first if the policy says
@@ -811,6 +765,16 @@ fn file_of(app: &AppOut, meta: &StreamMeta) -> Option<usize> {
         0 => None,
         1 => Some(0),
         _ => Some(usize::from(meta.stream == Stream::Err)),
+    }
+}
+
+/// Writes `b` to `f` once it holds [`WRITE_AT`] bytes, and starts it again.
+#[inline]
+fn spill(f: &mut FileOut, b: &mut Buf, followers: &mut Followers) {
+    if b.bytes.len() >= WRITE_AT {
+        write_file(f, b, followers);
+        b.bytes.clear();
+        b.marker_len = f.sink.begin(&mut b.bytes);
     }
 }
 
@@ -1127,25 +1091,5 @@ mod tests {
         assert_eq!(msgs(&err), ["e1"]);
         assert_eq!(msgs(&stdout_path), ["o1", "e1", "o2"]);
         assert!(read(&stdout_path).contains(" a:0 err | e1\n"));
-    }
-
-    #[test]
-    fn written_read_buffers_are_reused_up_to_the_pool_size() {
-        let shared = Shared::default();
-        let fresh = shared.take_buffer();
-        assert_eq!((fresh.len(), fresh.capacity()), (0, READ_SIZE));
-        // Shrunk after a short read: not worth keeping.
-        shared.give_buffer(vec![1, 2, 3]);
-        let mut full = Vec::with_capacity(READ_SIZE);
-        full.extend_from_slice(b"data");
-        let at = full.as_ptr();
-        shared.give_buffer(full);
-        let again = shared.take_buffer();
-        assert_eq!(again.as_ptr(), at, "the kept buffer comes back");
-        assert!(again.is_empty(), "and empty");
-        for _ in 0..POOL_BUFFERS + 3 {
-            shared.give_buffer(Vec::with_capacity(READ_SIZE));
-        }
-        assert_eq!(shared.pool.lock().unwrap().len(), POOL_BUFFERS);
     }
 }
